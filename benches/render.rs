@@ -1,0 +1,119 @@
+//! Rendering one cluster of a 2,000-service soa-configs tree.
+//!
+//! ```text
+//! cargo bench --bench render
+//! ```
+//!
+//! The tree (~3 instances per service and cluster, see
+//! `benches/support/synthetic.rs`) is generated once into a tempdir and
+//! rendered for `pnw-prod` with `fixtures/flink-gitops.yaml`. Target on a
+//! 2-core machine: the end-to-end `read_load_render` ≤ 100 ms. The other
+//! benches split it into its stages, plus the YAML output that
+//! `flink-gitops render` writes after rendering:
+//!
+//! * `read_load_render`: `source::read_dir` + `config::load` + `render::render`
+//!   (the page cache is warm: the tree was just written);
+//! * `read_dir`, `config_load`, `render_render`: each stage alone, on the
+//!   previous stage's output;
+//! * `yaml_stream`: `value::yaml_out::to_yaml_stream` of the rendered objects.
+//!
+//! Before anything is timed, the rendered, skipped and failed counts are
+//! checked against what the generator wrote, so a broken tree or renderer
+//! cannot make the benchmark quietly measure nothing.
+
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use flink_gitops::config::{self, Settings};
+use flink_gitops::render;
+use flink_gitops::source::{FileSelection, read_dir};
+use flink_gitops::value::yaml_out::to_yaml_stream;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+const CLUSTER: &str = "pnw-prod";
+
+fn settings() -> Settings {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/flink-gitops.yaml");
+    let text = std::fs::read_to_string(&path).expect("read fixtures/flink-gitops.yaml");
+    Settings::parse(&text, &path.display().to_string()).expect("valid fixtures/flink-gitops.yaml")
+}
+
+fn bench_render(c: &mut Criterion) {
+    let tree = tempfile::tempdir().expect("tempdir");
+    let options = synthetic::Options::default();
+    let summary = synthetic::generate(tree.path(), &options).expect("generate the tree");
+    let expected = summary.clusters[CLUSTER];
+    let root = tree.path();
+    let settings = settings();
+    let selection = FileSelection {
+        file_prefixes: settings.file_prefixes(),
+    };
+
+    // Once, outside the timing: the pipeline sees what the generator wrote.
+    let snapshot = read_dir(root, &selection).expect("read the tree");
+    let config_set = config::load(&snapshot, &settings, CLUSTER, None);
+    let desired = render::render(&config_set, &settings, None);
+    assert_eq!(snapshot.services.len(), summary.services, "services read");
+    assert_eq!(
+        config_set.unknown_services().count(),
+        0,
+        "services that failed to load"
+    );
+    assert!(
+        desired.failed.is_empty(),
+        "failed instances: {:?}",
+        desired.failed.first()
+    );
+    assert_eq!(
+        desired.resources.len(),
+        expected.deployed,
+        "rendered resources"
+    );
+    assert_eq!(
+        desired.skipped.len(),
+        expected.not_deployed,
+        "skipped instances"
+    );
+    eprintln!(
+        "tree: {} services, {} files, {} bytes; {CLUSTER}: {} resources rendered, {} skipped",
+        summary.services,
+        summary.files,
+        summary.bytes,
+        desired.resources.len(),
+        desired.skipped.len()
+    );
+
+    let mut group = c.benchmark_group(format!("{CLUSTER}_{}_services", summary.services));
+    // Each iteration takes tens to hundreds of milliseconds: flat sampling
+    // keeps the run time bounded (criterion's advice for long benchmarks).
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(20));
+    group.bench_function("read_load_render", |b| {
+        b.iter(|| {
+            let snapshot = read_dir(black_box(root), &selection).expect("read the tree");
+            let config_set = config::load(&snapshot, &settings, CLUSTER, None);
+            let desired = render::render(&config_set, &settings, None);
+            black_box(desired.resources.len())
+        });
+    });
+    group.bench_function("read_dir", |b| {
+        b.iter(|| read_dir(black_box(root), &selection).expect("read the tree"));
+    });
+    group.bench_function("config_load", |b| {
+        b.iter(|| config::load(black_box(&snapshot), &settings, CLUSTER, None));
+    });
+    group.bench_function("render_render", |b| {
+        b.iter(|| render::render(black_box(&config_set), &settings, None));
+    });
+    group.bench_function("yaml_stream", |b| {
+        b.iter(|| to_yaml_stream(black_box(&desired).resources.iter().map(|r| &r.object)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_render);
+criterion_main!(benches);

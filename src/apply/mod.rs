@@ -1,0 +1,184 @@
+//! IO: executing a [`Plan`] against a cluster with server-side apply.
+//!
+//! One PATCH per instance that needs a write and nothing else: unchanged
+//! instances cost nothing. Writes run with bounded concurrency; a failure
+//! stays with its instance and never stops the others.
+
+mod cluster;
+mod retry;
+pub mod takeover;
+
+pub use cluster::{IDENTITY_SELECTOR, KubeCluster};
+pub use retry::RetryPolicy;
+
+use crate::plan::{Action, Plan, PlanEntry, Policy};
+use futures::StreamExt;
+use http::StatusCode;
+use serde_json::Value as Json;
+use std::collections::BTreeSet;
+
+/// How to execute a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOptions {
+    pub policy: Policy,
+    /// Send `dryRun=All`: the API server validates, nothing is stored.
+    pub dry_run: bool,
+    /// Writes in flight at once.
+    pub concurrency: usize,
+    /// Create a missing namespace (with PaaSTA's labels) before creating in it.
+    pub create_namespaces: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            policy: Policy::default(),
+            dry_run: false,
+            concurrency: 8,
+            create_namespaces: false,
+        }
+    }
+}
+
+/// Why a request to the cluster failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("failed to connect to the Kubernetes API: {message}")]
+    Connect { message: String },
+    #[error("{subject}: failed to build the request: {message}")]
+    BuildRequest { subject: String, message: String },
+    #[error("{subject}: failed to reach the Kubernetes API: {message}")]
+    Transport { subject: String, message: String },
+    #[error("{subject}: the API server answered {code} {reason}: {message}")]
+    Api {
+        subject: String,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+}
+
+impl ApplyError {
+    /// A Kubernetes `Status` answer (or a bare status code) as an error.
+    #[must_use]
+    pub fn from_status(subject: &str, status: StatusCode, body: &Json) -> Self {
+        let text = |key: &str| body.get(key).and_then(Json::as_str).map(str::to_owned);
+        ApplyError::Api {
+            subject: subject.to_owned(),
+            code: status.as_u16(),
+            reason: text("reason")
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned()),
+            message: text("message").unwrap_or_default(),
+        }
+    }
+
+    /// A bounded label for metrics and reports.
+    #[must_use]
+    pub fn category(&self) -> &'static str {
+        match self {
+            ApplyError::Connect { .. } => "connect",
+            ApplyError::BuildRequest { .. } => "request",
+            ApplyError::Transport { .. } => "transport",
+            ApplyError::Api { code, .. } if *code == 409 => "conflict",
+            ApplyError::Api { code, .. } if *code == 422 => "invalid",
+            ApplyError::Api { code, .. } if *code == 429 => "throttled",
+            ApplyError::Api { code, .. } if *code >= 500 => "server",
+            ApplyError::Api { .. } => "api",
+        }
+    }
+}
+
+/// What happened to one planned write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteResult {
+    pub service: String,
+    pub instance: String,
+    pub subject: String,
+    /// `create` or `update`.
+    pub action: &'static str,
+    pub outcome: Result<(), ApplyError>,
+}
+
+/// The result of executing a plan.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApplyReport {
+    pub writes: Vec<WriteResult>,
+    pub namespaces_created: Vec<String>,
+}
+
+impl ApplyReport {
+    /// Writes that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &WriteResult> {
+        self.writes.iter().filter(|w| w.outcome.is_err())
+    }
+}
+
+/// Executes every write of `plan`.
+pub async fn execute(plan: &Plan, cluster: &KubeCluster, options: &ApplyOptions) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    let mut broken_namespaces: Vec<(String, ApplyError)> = Vec::new();
+    if options.create_namespaces && !options.dry_run {
+        let namespaces: BTreeSet<&str> = plan
+            .writes()
+            .filter(|e| e.action == Action::Create)
+            .filter_map(|e| e.apply.as_ref().map(|a| a.namespace.as_str()))
+            .collect();
+        for namespace in namespaces {
+            match cluster.ensure_namespace(namespace).await {
+                Ok(true) => report.namespaces_created.push(namespace.to_owned()),
+                Ok(false) => {}
+                Err(e) => broken_namespaces.push((namespace.to_owned(), e)),
+            }
+        }
+    }
+    let writes = futures::stream::iter(plan.writes().map(|entry| {
+        let broken = entry.apply.as_ref().and_then(|a| {
+            broken_namespaces
+                .iter()
+                .find(|(ns, _)| *ns == a.namespace)
+                .map(|(_, e)| e.clone())
+        });
+        async move {
+            let outcome = match broken {
+                Some(error) => Err(error),
+                None => write(entry, cluster, options).await,
+            };
+            WriteResult {
+                service: entry.service.clone(),
+                instance: entry.instance.clone(),
+                subject: entry.subject.clone(),
+                action: entry.action.name(),
+                outcome,
+            }
+        }
+    }))
+    .buffer_unordered(options.concurrency.max(1))
+    .collect::<Vec<_>>()
+    .await;
+    report.writes = writes;
+    report.writes.sort_by(|a, b| a.subject.cmp(&b.subject));
+    report
+}
+
+#[tracing::instrument(skip_all, fields(service = %entry.service, instance = %entry.instance))]
+async fn write(
+    entry: &PlanEntry,
+    cluster: &KubeCluster,
+    options: &ApplyOptions,
+) -> Result<(), ApplyError> {
+    let Some(request) = &entry.apply else {
+        return Ok(());
+    };
+    if !options.dry_run
+        && !request.takeover_from.is_empty()
+        && let Some(live) = &entry.live
+    {
+        cluster.take_over(request, live, &options.policy).await?;
+        tracing::info!(subject = %entry.subject, from = ?request.takeover_from, "took over field ownership");
+    }
+    cluster
+        .apply(request, &options.policy.field_manager, options.dry_run)
+        .await?;
+    tracing::info!(subject = %entry.subject, action = entry.action.name(), dry_run = options.dry_run, "applied");
+    Ok(())
+}

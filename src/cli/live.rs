@@ -1,0 +1,91 @@
+//! What `diff` and `apply` share: render, connect, list, plan.
+
+use super::{CliError, ClusterArgs, load_inputs};
+use crate::apply::{ApplyOptions, KubeCluster, RetryPolicy};
+use crate::config::Settings;
+use crate::plan::{self, LiveObject, Plan, Policy};
+use crate::render::DesiredSet;
+use crate::{config, render};
+
+/// Everything a live command needs after planning.
+pub struct LivePlan {
+    pub settings: Settings,
+    pub desired: DesiredSet,
+    pub plan: Plan,
+    pub cluster: KubeCluster,
+}
+
+/// The plan policy and apply options from the settings.
+#[must_use]
+pub fn options(settings: &Settings, dry_run: bool) -> ApplyOptions {
+    ApplyOptions {
+        policy: Policy {
+            field_manager: settings.apply.field_manager.clone(),
+            takeover_managers: settings.apply.takeover_managers.clone(),
+        },
+        dry_run,
+        concurrency: settings.apply.concurrency,
+        create_namespaces: settings.apply.create_namespaces,
+    }
+}
+
+/// Renders the soa-configs, lists the live objects (one LIST per kind) and
+/// plans. `--service`/`--instance` narrow both sides, so that nothing outside
+/// the selection is ever reported as orphaned.
+pub async fn plan_against_cluster(args: &ClusterArgs) -> Result<LivePlan, CliError> {
+    let (settings, snapshot) = load_inputs(&args.source)?;
+    let cluster_name = args
+        .cluster
+        .clone()
+        .or_else(|| settings.cluster.clone())
+        .ok_or(CliError::MissingCluster)?;
+    if let Some(service) = &args.service
+        && !snapshot.services.contains_key(service)
+    {
+        return Err(CliError::UnknownService {
+            service: service.clone(),
+            soa_dir: snapshot.root.clone(),
+        });
+    }
+    let config_set = config::load(&snapshot, &settings, &cluster_name, args.service.as_deref());
+    let desired = render::render(&config_set, &settings, args.instance.as_deref());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let retry = RetryPolicy {
+        attempts: settings.apply.retry_attempts,
+        ..RetryPolicy::default()
+    };
+    let cluster = KubeCluster::connect(args.kubeconfig.as_deref(), args.context.as_deref(), retry)
+        .await
+        .map_err(CliError::Cluster)?;
+    let mut live: Vec<LiveObject> = Vec::new();
+    for kind in &settings.kinds {
+        live.extend(cluster.list(kind).await.map_err(CliError::Cluster)?);
+    }
+    live.retain(|object| {
+        let identity = object.identity();
+        args.service
+            .as_deref()
+            .is_none_or(|s| identity.is_some_and(|(service, _)| service == s))
+            && args
+                .instance
+                .as_deref()
+                .is_none_or(|i| identity.is_some_and(|(_, instance)| instance == i))
+    });
+    let policy = options(&settings, false).policy;
+    let plan = plan::plan(&desired, &live, &policy);
+    Ok(LivePlan {
+        settings,
+        desired,
+        plan,
+        cluster,
+    })
+}
+
+/// A small runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Write)
+}

@@ -1,0 +1,211 @@
+//! The command line: `render` and `validate`.
+//!
+//! Commands write results to `stdout` and diagnostics to `stderr`, both passed
+//! in so tests can capture them; they return an [`ExitCode`].
+
+mod apply;
+mod diff;
+mod live;
+mod output;
+pub mod plan_output;
+mod render;
+mod validate;
+
+use crate::config::{Settings, SettingsError};
+use crate::source::{FileSelection, Snapshot, SourceError, read_dir};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything rendered, was skipped, or validated.
+    Success = 0,
+    /// At least one service or instance failed.
+    Failures = 1,
+    /// A usage or configuration error: nothing was rendered.
+    Usage = 2,
+}
+
+/// Keeps Flink clusters on Kubernetes in step with a PaaSTA soa-configs repository.
+#[derive(Debug, Parser)]
+#[command(name = "flink-gitops", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the desired Flink custom resources of one cluster, exactly as
+    /// PaaSTA's setup_kubernetes_cr would create them.
+    Render(RenderArgs),
+    /// Check every instance file of every cluster (or one) and print every problem.
+    Validate(ValidateArgs),
+    /// Show what `apply` would change in the live cluster, with a diff per change.
+    Diff(DiffArgs),
+    /// Apply the changes to the live cluster (server-side apply, minimal writes).
+    Apply(ApplyArgs),
+}
+
+/// Options of commands that talk to a cluster.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The cluster (files `<prefix>-<cluster>.yaml`); defaults to `cluster` of the configuration.
+    #[arg(long, short = 'c')]
+    pub cluster: Option<String>,
+    /// Only this service.
+    #[arg(long, short = 's')]
+    pub service: Option<String>,
+    /// Only instances with this name.
+    #[arg(long, short = 'i')]
+    pub instance: Option<String>,
+    /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context; default: the current context.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = PlanFormat::Text)]
+    pub output: PlanFormat,
+    /// Exit 0 when nothing would change, 1 when something would, 2 on any error.
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Send every write with dryRun=All: the API server validates, nothing is stored.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// Options shared by commands that read soa-configs.
+#[derive(Debug, clap::Args)]
+pub struct SourceArgs {
+    /// The soa-configs directory (one folder per service).
+    #[arg(long, value_name = "DIR", env = "FLINK_GITOPS_SOA_DIR")]
+    pub soa_dir: PathBuf,
+    /// The reconciler configuration (flink-gitops.yaml); built-in PaaSTA defaults when absent.
+    #[arg(long, value_name = "FILE", env = "FLINK_GITOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The cluster to render for (files `<prefix>-<cluster>.yaml`); defaults to `cluster` of the configuration.
+    #[arg(long, short = 'c')]
+    pub cluster: Option<String>,
+    /// Only this service.
+    #[arg(long, short = 's')]
+    pub service: Option<String>,
+    /// Only instances with this name (in every selected service).
+    #[arg(long, short = 'i')]
+    pub instance: Option<String>,
+    /// Output format: a multi-document YAML stream, or a kubectl-style JSON List.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Only this cluster; by default every cluster some service has a file for.
+    #[arg(long, short = 'c')]
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+/// Why a command could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("failed to read the configuration {path}")]
+    ReadConfig {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    InvalidConfig(#[from] SettingsError),
+    #[error(transparent)]
+    ReadSource(#[from] SourceError),
+    #[error("no cluster given: pass --cluster or set `cluster` in the configuration")]
+    MissingCluster,
+    #[error("no service folder named `{service}` in {soa_dir}")]
+    UnknownService { service: String, soa_dir: String },
+    #[error("no instance named `{instance}` in {scope} for cluster {cluster}")]
+    UnknownInstance {
+        instance: String,
+        scope: String,
+        cluster: String,
+    },
+    #[error(transparent)]
+    Cluster(crate::apply::ApplyError),
+    #[error("failed to write the output")]
+    Write(#[from] std::io::Error),
+}
+
+/// Runs the parsed command line.
+pub fn run(
+    cli: &Cli,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    match &cli.command {
+        Command::Render(args) => render::run(args, stdout, stderr),
+        Command::Validate(args) => validate::run(args, stdout, stderr),
+        Command::Diff(args) => diff::run(args, stdout, stderr),
+        Command::Apply(args) => apply::run(args, stdout, stderr),
+    }
+}
+
+/// Reads the configuration file, or the defaults when none is given.
+fn load_settings(path: Option<&Path>) -> Result<Settings, CliError> {
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::ReadConfig {
+        path: display.clone(),
+        source,
+    })?;
+    Ok(Settings::parse(&text, &display)?)
+}
+
+/// Reads the settings and the soa-configs snapshot they select.
+fn load_inputs(args: &SourceArgs) -> Result<(Settings, Snapshot), CliError> {
+    let settings = load_settings(args.config.as_deref())?;
+    let selection = FileSelection {
+        file_prefixes: settings.file_prefixes(),
+    };
+    let snapshot = read_dir(&args.soa_dir, &selection)?;
+    Ok((settings, snapshot))
+}

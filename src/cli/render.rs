@@ -1,0 +1,59 @@
+//! `flink-gitops render`.
+
+use super::output::{json_list, report_problems};
+use super::{CliError, ExitCode, OutputFormat, RenderArgs, load_inputs};
+use crate::{config, render};
+use std::io::Write;
+
+pub fn run(
+    args: &RenderArgs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let (settings, snapshot) = load_inputs(&args.source)?;
+    let cluster = args
+        .cluster
+        .clone()
+        .or_else(|| settings.cluster.clone())
+        .ok_or(CliError::MissingCluster)?;
+    if let Some(service) = &args.service
+        && !snapshot.services.contains_key(service)
+    {
+        return Err(CliError::UnknownService {
+            service: service.clone(),
+            soa_dir: snapshot.root.clone(),
+        });
+    }
+    let config_set = config::load(&snapshot, &settings, &cluster, args.service.as_deref());
+    let desired = render::render(&config_set, &settings, args.instance.as_deref());
+    if let Some(instance) = &args.instance {
+        let found = desired.resources.iter().any(|r| &r.instance == instance)
+            || desired.skipped.iter().any(|s| &s.instance == instance)
+            || desired.failed.iter().any(|f| &f.instance == instance);
+        // An unknown service may hold it: then the diagnostics say why.
+        if !found && desired.unknown_services.is_empty() {
+            return Err(CliError::UnknownInstance {
+                instance: instance.clone(),
+                scope: args
+                    .service
+                    .clone()
+                    .unwrap_or_else(|| "any service".to_owned()),
+                cluster,
+            });
+        }
+    }
+    let objects = desired.resources.iter().map(|r| &r.object);
+    match args.output {
+        OutputFormat::Yaml => {
+            stdout.write_all(crate::value::yaml_out::to_yaml_stream(objects).as_bytes())?
+        }
+        OutputFormat::Json => stdout.write_all(json_list(objects).as_bytes())?,
+    }
+    stdout.flush()?;
+    report_problems(&desired, stderr)?;
+    Ok(if desired.is_clean() {
+        ExitCode::Success
+    } else {
+        ExitCode::Failures
+    })
+}

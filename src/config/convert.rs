@@ -1,0 +1,198 @@
+//! Turns a loaded YAML node into the [`Value`] that PaaSTA hashes and sends.
+//!
+//! This is where Python's `json.dumps(sort_keys=True)` would fail, so it is
+//! where we fail too, but with a position and a field path: timestamps,
+//! mapping keys of types that cannot be sorted together, keys JSON cannot
+//! carry. Non-finite floats and integers beyond 64 bits hash fine in Python
+//! but cannot be stored by the Kubernetes API, so they fail here as well.
+
+use super::yaml::{Mark, Node, NodeValue};
+use crate::value::{Map, Value, python_float_repr};
+use std::cmp::Ordering;
+
+/// A value that cannot become part of a resource.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConvertError {
+    pub mark: Mark,
+    /// Dotted path of the field, e.g. `main.flink_conf.start`.
+    pub field: String,
+    pub message: String,
+}
+
+/// Converts `node`, whose field path is `field`, into a [`Value`].
+pub fn to_value(node: &Node, field: &str) -> Result<Value, ConvertError> {
+    let fail = |message: String| ConvertError {
+        mark: node.mark,
+        field: field.to_owned(),
+        message,
+    };
+    Ok(match &node.value {
+        NodeValue::Null => Value::Null,
+        NodeValue::Bool(b) => Value::Bool(*b),
+        NodeValue::Int(i) => {
+            if i64::try_from(*i).is_err() && u64::try_from(*i).is_err() {
+                return Err(fail(format!(
+                    "the integer {i} does not fit in 64 bits; the Kubernetes API cannot store it"
+                )));
+            }
+            Value::Int(*i)
+        }
+        NodeValue::Float(f) => {
+            if !f.is_finite() {
+                return Err(fail(format!(
+                    "`{}` is not a finite number; JSON and the Kubernetes API cannot store it (quote it to make it a string)",
+                    python_float_repr(*f)
+                )));
+            }
+            Value::Float(*f)
+        }
+        NodeValue::Str(s) => Value::Str(s.clone()),
+        NodeValue::Timestamp(text) => {
+            return Err(fail(format!(
+                "`{text}` is a YAML 1.1 timestamp; PaaSTA cannot hash a date (json.dumps fails), quote it to make it a string"
+            )));
+        }
+        NodeValue::Seq(items) => Value::Seq(
+            items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| to_value(item, &format!("{field}[{index}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        NodeValue::Map(mapping) => {
+            let mut entries = Vec::with_capacity(mapping.len());
+            for (key, item) in mapping.iter() {
+                let (sort_key, text) = key_text(key).map_err(|message| ConvertError {
+                    mark: key.mark,
+                    field: field.to_owned(),
+                    message,
+                })?;
+                let child_field = if field.is_empty() {
+                    text.clone()
+                } else {
+                    format!("{field}.{text}")
+                };
+                entries.push((sort_key, text, to_value(item, &child_field)?));
+            }
+            sort_like_python(&mut entries).map_err(fail)?;
+            Value::Map(Map::from_sorted(
+                entries
+                    .into_iter()
+                    .map(|(_, text, value)| (text, value))
+                    .collect(),
+            ))
+        }
+    })
+}
+
+/// How Python orders a key when sorting: numbers (int, float, bool) compare
+/// with each other, strings with strings, `None` with nothing.
+#[derive(Debug, Clone, PartialEq)]
+enum SortKey {
+    Number(f64, i128),
+    Str(String),
+    Null,
+}
+
+impl SortKey {
+    fn class(&self) -> &'static str {
+        match self {
+            SortKey::Number(..) => "number",
+            SortKey::Str(_) => "string",
+            SortKey::Null => "null",
+        }
+    }
+}
+
+/// The sort key and the JSON text of a mapping key, as `json.dumps` writes it.
+fn key_text(key: &Node) -> Result<(SortKey, String), String> {
+    Ok(match &key.value {
+        NodeValue::Str(s) => (SortKey::Str(s.clone()), s.clone()),
+        #[allow(clippy::cast_precision_loss)]
+        NodeValue::Int(i) => (SortKey::Number(*i as f64, *i), i.to_string()),
+        NodeValue::Bool(b) => (
+            SortKey::Number(f64::from(u8::from(*b)), i128::from(*b)),
+            b.to_string(),
+        ),
+        NodeValue::Float(f) => (SortKey::Number(*f, 0), python_float_repr(*f)),
+        NodeValue::Null => (SortKey::Null, "null".to_owned()),
+        other => {
+            return Err(format!(
+                "a {} cannot be a mapping key in JSON; quote the key",
+                other.type_name()
+            ));
+        }
+    })
+}
+
+fn sort_like_python(entries: &mut [(SortKey, String, Value)]) -> Result<(), String> {
+    if entries.len() < 2 {
+        return Ok(());
+    }
+    let first_class = entries[0].0.class();
+    if first_class == "null" || entries.iter().any(|(key, _, _)| key.class() != first_class) {
+        let classes: std::collections::BTreeSet<&str> =
+            entries.iter().map(|(key, _, _)| key.class()).collect();
+        return Err(format!(
+            "mapping keys of different types ({}) cannot be sorted; PaaSTA's json.dumps(sort_keys=True) fails on them too, quote the keys",
+            classes.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    entries.sort_by(|(a, _, _), (b, _, _)| match (a, b) {
+        (SortKey::Str(x), SortKey::Str(y)) => x.cmp(y),
+        (SortKey::Number(x, xi), SortKey::Number(y, yi)) => {
+            x.partial_cmp(y).unwrap_or(Ordering::Equal).then(xi.cmp(yi))
+        }
+        _ => Ordering::Equal,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::yaml::{Limits, load};
+    use crate::value::python_json::dumps;
+
+    fn convert(text: &str) -> Result<Value, ConvertError> {
+        let node = load(text, &Limits::default())
+            .expect("yaml")
+            .expect("document");
+        to_value(&node, "")
+    }
+
+    #[test]
+    fn integer_keys_sort_numerically_and_become_strings() {
+        let value = convert("10: a\n9: b\n").expect("value");
+        assert_eq!(dumps(&value), r#"{"9": "b", "10": "a"}"#);
+    }
+
+    #[test]
+    fn timestamp_fails_with_field_and_position() {
+        let err = convert("main:\n  start_date: 2024-01-01\n").expect_err("date");
+        assert_eq!(err.field, "main.start_date");
+        assert_eq!(err.mark.line, 2);
+        assert!(err.message.contains("timestamp"), "{err}");
+    }
+
+    #[test]
+    fn mixed_key_types_fail_like_sort_keys() {
+        let err = convert("a: 1\n1: 2\n").expect_err("mixed");
+        assert!(err.message.contains("cannot be sorted"), "{err}");
+        // One key alone is never compared, so Python accepts it.
+        assert_eq!(dumps(&convert("~: 1\n").expect("single")), r#"{"null": 1}"#);
+    }
+
+    #[test]
+    fn non_finite_floats_and_huge_integers_fail() {
+        assert!(convert("a: .inf\n").is_err());
+        assert!(convert("a: 123456789012345678901234\n").is_err());
+    }
+
+    #[test]
+    fn sequence_paths_name_the_index() {
+        let err = convert("jobs:\n- name: a\n- when: 2020-01-01\n").expect_err("date");
+        assert_eq!(err.field, "jobs[1].when");
+    }
+}

@@ -1,0 +1,369 @@
+//! The reconciler's own configuration, `flink-gitops.yaml`.
+//!
+//! The keys mean what the PaaSTA system-config keys of the same name mean
+//! (`docker_registry`, `dashboard_links`, `cr_owners`,
+//! `kubernetes_custom_resources`, `auto_config_instance_types_enabled`), so a
+//! platform team can translate its `/etc/paasta` one to one. Every key has a
+//! default; an unknown key or a wrong type is an error naming the key.
+
+use super::convert::to_value;
+use super::yaml::{self, Limits, Mark, Node, NodeValue};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `flink-gitops.yaml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The Kubernetes cluster this reconciler manages, as named in
+    /// soa-configs file names (`flink-<cluster>.yaml`). `--cluster` overrides it.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Registry prepended to `deployments.json` images when a service's
+    /// `service.yaml` has no `docker_registry`.
+    #[serde(default)]
+    pub docker_registry: Option<String>,
+    /// `{cluster: {Flink: url}}`: the `paasta.yelp.com/dashboard_base_url`
+    /// annotation; default `http://flink.eks.<cluster>.paasta:31080/`.
+    #[serde(default)]
+    pub dashboard_links: BTreeMap<String, BTreeMap<String, String>>,
+    /// `{<lowercase kind>: owner}`: adds the `yelp.com/owner` label.
+    #[serde(default)]
+    pub cr_owners: BTreeMap<String, String>,
+    /// Deep-merge `<service>/autotuned_defaults/<prefix>-<cluster>.yaml` under
+    /// each instance (PaaSTA's `auto_config_instance_types_enabled`).
+    #[serde(default)]
+    pub autotuned_defaults: bool,
+    /// The custom-resource kinds to manage, one per instance file prefix.
+    #[serde(default = "default_kinds")]
+    pub kinds: Vec<KindSettings>,
+    /// How changes are written to the cluster.
+    #[serde(default)]
+    pub apply: ApplySettings,
+}
+
+/// The `apply` section: how changes are written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplySettings {
+    /// Our server-side-apply field manager.
+    #[serde(default = "default_field_manager")]
+    pub field_manager: String,
+    /// Managers whose `Update` ownership moves to us on our first write to an
+    /// object (PaaSTA's Python client appears as `OpenAPI-Generator`).
+    #[serde(default = "crate::plan::default_takeover_managers")]
+    pub takeover_managers: Vec<String>,
+    /// Writes in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Create a missing namespace with PaaSTA's labels before creating in it.
+    #[serde(default)]
+    pub create_namespaces: bool,
+    /// Attempts per request on 429, 5xx and network errors, the first included.
+    #[serde(default = "default_retry_attempts")]
+    pub retry_attempts: u32,
+}
+
+fn default_field_manager() -> String {
+    "flink-gitops".to_owned()
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_retry_attempts() -> u32 {
+    5
+}
+
+impl Default for ApplySettings {
+    fn default() -> Self {
+        ApplySettings {
+            field_manager: default_field_manager(),
+            takeover_managers: crate::plan::default_takeover_managers(),
+            concurrency: default_concurrency(),
+            create_namespaces: false,
+            retry_attempts: default_retry_attempts(),
+        }
+    }
+}
+
+/// One managed custom-resource kind (PaaSTA's `kubernetes_custom_resources` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSettings {
+    /// Instance files are `<file_prefix>-<cluster>.yaml`. A prefix ending in
+    /// `eks` adds the `paasta.yelp.com/eks: "True"` label.
+    pub file_prefix: String,
+    #[serde(default = "default_group")]
+    pub group: String,
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// Must equal the CRD's `spec.names.kind` (case-sensitive).
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    #[serde(default = "default_plural")]
+    pub plural: String,
+    /// Defaults to `paasta-<plural>`, as PaaSTA hard-codes it.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+fn default_kinds() -> Vec<KindSettings> {
+    vec![KindSettings::for_prefix("flink")]
+}
+fn default_group() -> String {
+    "yelp.com".to_owned()
+}
+fn default_version() -> String {
+    "v1alpha1".to_owned()
+}
+fn default_kind() -> String {
+    "Flink".to_owned()
+}
+fn default_plural() -> String {
+    "flinks".to_owned()
+}
+
+impl KindSettings {
+    /// The PaaSTA defaults for a file prefix.
+    #[must_use]
+    pub fn for_prefix(file_prefix: &str) -> Self {
+        KindSettings {
+            file_prefix: file_prefix.to_owned(),
+            group: default_group(),
+            version: default_version(),
+            kind: default_kind(),
+            plural: default_plural(),
+            namespace: None,
+        }
+    }
+
+    /// `<group>/<version>`.
+    #[must_use]
+    pub fn api_version(&self) -> String {
+        format!("{}/{}", self.group, self.version)
+    }
+
+    /// The namespace resources of this kind live in.
+    #[must_use]
+    pub fn namespace(&self) -> String {
+        self.namespace
+            .clone()
+            .unwrap_or_else(|| format!("paasta-{}", self.plural))
+    }
+
+    /// PaaSTA's `is_eks`: the prefix ends in `eks`.
+    #[must_use]
+    pub fn is_eks(&self) -> bool {
+        self.file_prefix.ends_with("eks")
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cluster: None,
+            docker_registry: None,
+            dashboard_links: BTreeMap::new(),
+            cr_owners: BTreeMap::new(),
+            autotuned_defaults: false,
+            kinds: default_kinds(),
+            apply: ApplySettings::default(),
+        }
+    }
+}
+
+/// Why `flink-gitops.yaml` could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{path}:{mark}: failed to parse the configuration: {message}")]
+    Parse {
+        path: String,
+        mark: Mark,
+        message: String,
+    },
+    #[error("{path}:{mark}: invalid configuration key `{key}`: {message}")]
+    InvalidKey {
+        path: String,
+        mark: Mark,
+        key: String,
+        message: String,
+    },
+}
+
+impl Settings {
+    /// Parses `flink-gitops.yaml`; `path` is only used in messages.
+    pub fn parse(text: &str, path: &str) -> Result<Settings, SettingsError> {
+        let parse_error = |mark: Mark, message: String| SettingsError::Parse {
+            path: path.to_owned(),
+            mark,
+            message,
+        };
+        let Some(root) =
+            yaml::load(text, &Limits::default()).map_err(|e| parse_error(e.mark, e.message))?
+        else {
+            return Ok(Settings::default());
+        };
+        let json = to_value(&root, "")
+            .map_err(|e| parse_error(e.mark, e.to_string()))?
+            .to_json()
+            .map_err(|e| parse_error(root.mark, e.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(json).map_err(|e| {
+            let segments: Vec<String> = e.path().iter().map(ToString::to_string).collect();
+            let key = e.path().to_string();
+            let mark = locate(&root, &segments).unwrap_or(root.mark);
+            SettingsError::InvalidKey {
+                path: path.to_owned(),
+                mark,
+                key,
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        settings.check(&root, path)?;
+        Ok(settings)
+    }
+
+    fn check(&self, root: &Node, path: &str) -> Result<(), SettingsError> {
+        let invalid = |key: &str, message: String| SettingsError::InvalidKey {
+            path: path.to_owned(),
+            mark: locate(root, &[key.to_owned()]).unwrap_or(root.mark),
+            key: key.to_owned(),
+            message,
+        };
+        if self.apply.field_manager.is_empty() {
+            return Err(invalid(
+                "apply",
+                "field_manager must not be empty".to_owned(),
+            ));
+        }
+        if self.apply.concurrency == 0 || self.apply.retry_attempts == 0 {
+            return Err(invalid(
+                "apply",
+                "concurrency and retry_attempts must be at least 1".to_owned(),
+            ));
+        }
+        if self.kinds.is_empty() {
+            return Err(invalid(
+                "kinds",
+                "at least one kind must be managed".to_owned(),
+            ));
+        }
+        let mut prefixes = std::collections::BTreeSet::new();
+        for kind in &self.kinds {
+            if kind.file_prefix.is_empty() || kind.file_prefix.contains(['/', '.']) {
+                return Err(invalid(
+                    "kinds",
+                    format!(
+                        "file_prefix `{}` must be a plain word like `flink`",
+                        kind.file_prefix
+                    ),
+                ));
+            }
+            if !prefixes.insert(kind.file_prefix.as_str()) {
+                return Err(invalid(
+                    "kinds",
+                    format!("file_prefix `{}` is listed twice", kind.file_prefix),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The kind settings for a file prefix.
+    #[must_use]
+    pub fn kind(&self, file_prefix: &str) -> Option<&KindSettings> {
+        self.kinds.iter().find(|k| k.file_prefix == file_prefix)
+    }
+
+    /// The configured file prefixes, in configuration order.
+    #[must_use]
+    pub fn file_prefixes(&self) -> Vec<String> {
+        self.kinds.iter().map(|k| k.file_prefix.clone()).collect()
+    }
+}
+
+/// Finds the node at a serde path (`kinds`, `[0]`, `plural`) for its position.
+fn locate(root: &Node, segments: &[String]) -> Option<Mark> {
+    let mut node = root;
+    let mut mark = root.mark;
+    for segment in segments {
+        if let Some(index) = segment.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            let index: usize = index.parse().ok()?;
+            match &node.value {
+                NodeValue::Seq(items) => node = items.get(index)?,
+                _ => return Some(mark),
+            }
+        } else {
+            match &node.value {
+                NodeValue::Map(mapping) => match mapping.get_entry(segment) {
+                    Some((key, value)) => {
+                        mark = key.mark;
+                        node = value;
+                        continue;
+                    }
+                    None => return Some(mark),
+                },
+                _ => return Some(mark),
+            }
+        }
+        mark = node.mark;
+    }
+    Some(mark)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_paasta_defaults() {
+        let settings = Settings::parse("", "f.yaml").expect("defaults");
+        assert_eq!(settings, Settings::default());
+        let flink = &settings.kinds[0];
+        assert_eq!(flink.api_version(), "yelp.com/v1alpha1");
+        assert_eq!(flink.kind, "Flink");
+        assert_eq!(flink.namespace(), "paasta-flinks");
+        assert!(!flink.is_eks());
+        assert!(KindSettings::for_prefix("flinkeks").is_eks());
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let text = "cluster: pnw-prod\ndocker_registry: r:443\ndashboard_links: {pnw-prod: {Flink: http://x}}\ncr_owners: {flink: team}\nautotuned_defaults: yes\nkinds:\n- file_prefix: flink\n- {file_prefix: flinkeks, namespace: other}\n";
+        let settings = Settings::parse(text, "f.yaml").expect("settings");
+        assert_eq!(settings.cluster.as_deref(), Some("pnw-prod"));
+        assert!(settings.autotuned_defaults);
+        assert_eq!(settings.kinds[1].namespace(), "other");
+        assert_eq!(settings.file_prefixes(), ["flink", "flinkeks"]);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Settings::parse("cluster: a\nclustr: b\n", "f.yaml").expect_err("unknown");
+        let text = err.to_string();
+        assert!(text.contains("clustr"), "{text}");
+        assert!(text.starts_with("f.yaml:"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_nested_key_and_line() {
+        let err = Settings::parse("kinds:\n- file_prefix: flink\n  plural: [x]\n", "f.yaml")
+            .expect_err("wrong type");
+        match err {
+            SettingsError::InvalidKey { key, mark, .. } => {
+                assert_eq!(key, "kinds[0].plural");
+                assert_eq!(mark.line, 3);
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_prefixes_are_refused() {
+        let err = Settings::parse(
+            "kinds: [{file_prefix: flink}, {file_prefix: flink}]\n",
+            "f.yaml",
+        )
+        .expect_err("dup");
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+}

@@ -1,0 +1,790 @@
+//! A PyYAML-compatible YAML loader built on saphyr-parser's event stream.
+//!
+//! PaaSTA reads soa-configs with PyYAML's `CSafeLoader`, so this composer
+//! reproduces what matters for byte-identical resources: YAML 1.1 scalar
+//! typing ([`super::scalar`]), anchors and aliases, `<<` merge keys (a map or
+//! a list of maps, explicit keys win, earlier sources win), duplicate keys
+//! (the last value wins, the first position stays), Python key equality
+//! (`1`, `1.0` and `true` are the same key) and "one document per file".
+//!
+//! Every node keeps its line and column for error messages. Limits on nesting
+//! depth, alias expansion and document size keep a hostile file from taking
+//! the process down.
+
+use super::scalar::{self, Scalar, ScalarError};
+use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
+use std::collections::HashMap;
+use std::fmt;
+
+/// A position in a file: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub struct Mark {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Mark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+impl Mark {
+    fn from_span(span: &Span) -> Self {
+        Mark {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+        }
+    }
+}
+
+/// A loaded YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: NodeValue,
+    pub mark: Mark,
+}
+
+/// The Python value PyYAML would construct.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeValue {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    /// A YAML 1.1 timestamp (a Python `date`/`datetime`), kept as written.
+    Timestamp(String),
+    Seq(Vec<Node>),
+    Map(Mapping),
+}
+
+impl NodeValue {
+    /// A short name of the type, for error messages.
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            NodeValue::Null => "null",
+            NodeValue::Bool(_) => "boolean",
+            NodeValue::Int(_) => "integer",
+            NodeValue::Float(_) => "float",
+            NodeValue::Str(_) => "string",
+            NodeValue::Timestamp(_) => "timestamp",
+            NodeValue::Seq(_) => "sequence",
+            NodeValue::Map(_) => "mapping",
+        }
+    }
+}
+
+/// A Python dict: unique keys (by Python equality), insertion order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Mapping {
+    entries: Vec<(Node, Node)>,
+    index: HashMap<KeyId, usize>,
+}
+
+/// Python dict-key identity: `1 == 1.0 == True`, NaN is never equal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyId {
+    Null,
+    Number(i128),
+    FloatBits(u64),
+    Str(String),
+    Timestamp(String),
+    SharedNan,
+    Unique(usize),
+}
+
+impl Mapping {
+    fn key_id(&self, key: &Node) -> KeyId {
+        match &key.value {
+            NodeValue::Null => KeyId::Null,
+            NodeValue::Bool(b) => KeyId::Number(i128::from(*b)),
+            NodeValue::Int(i) => KeyId::Number(*i),
+            // PyYAML's `.nan` is one shared object (equal to itself as a key);
+            // `float("nan")` from a `!!float` tag is a fresh one each time.
+            NodeValue::Float(f) if f.is_nan() && f.to_bits() != scalar::FRESH_NAN_BITS => {
+                KeyId::SharedNan
+            }
+            NodeValue::Float(f) if f.is_nan() => KeyId::Unique(self.entries.len()),
+            #[allow(clippy::cast_possible_truncation)]
+            NodeValue::Float(f) if f.fract() == 0.0 && f.abs() < 1e30 => KeyId::Number(*f as i128),
+            NodeValue::Float(f) => KeyId::FloatBits(f.to_bits()),
+            NodeValue::Str(s) => KeyId::Str(s.clone()),
+            NodeValue::Timestamp(s) => KeyId::Timestamp(s.clone()),
+            // Unhashable keys are rejected before they get here.
+            NodeValue::Seq(_) | NodeValue::Map(_) => KeyId::Unique(self.entries.len()),
+        }
+    }
+
+    /// Inserts like a Python dict: a repeated key keeps its first position and
+    /// takes the new value.
+    pub fn insert(&mut self, key: Node, value: Node) {
+        let id = self.key_id(&key);
+        if let Some(&position) = self.index.get(&id) {
+            self.entries[position].1 = value;
+        } else {
+            self.index.insert(id, self.entries.len());
+            self.entries.push((key, value));
+        }
+    }
+
+    /// The value under the string key `key`.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        let position = self.index.get(&KeyId::Str(key.to_owned()))?;
+        Some(&self.entries[*position].1)
+    }
+
+    /// The key node and value under the string key `key`.
+    #[must_use]
+    pub fn get_entry(&self, key: &str) -> Option<(&Node, &Node)> {
+        let position = self.index.get(&KeyId::Str(key.to_owned()))?;
+        let (k, v) = &self.entries[*position];
+        Some((k, v))
+    }
+
+    /// Entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Node, &Node)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Moves the entries out, in insertion order.
+    #[must_use]
+    pub fn into_entries(self) -> Vec<(Node, Node)> {
+        self.entries
+    }
+}
+
+/// Bounds on what one file may make the loader do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest nesting of sequences and mappings.
+    pub max_depth: usize,
+    /// Total nodes that aliases may copy into the document ("billion laughs").
+    pub max_alias_nodes: usize,
+    /// Largest file accepted, in bytes.
+    pub max_document_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 128,
+            max_alias_nodes: 100_000,
+            max_document_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a file could not be loaded, with the position of the problem.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{mark}: {message}")]
+pub struct LoadError {
+    pub mark: Mark,
+    pub message: String,
+}
+
+impl LoadError {
+    fn new(mark: Mark, message: impl Into<String>) -> Self {
+        LoadError {
+            mark,
+            message: message.into(),
+        }
+    }
+}
+
+/// Loads a single-document YAML file. An empty stream is `None`, like PyYAML.
+pub fn load(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
+    if text.len() > limits.max_document_bytes {
+        return Err(LoadError::new(
+            Mark { line: 1, column: 1 },
+            format!(
+                "the file is {} bytes, over the limit of {} bytes",
+                text.len(),
+                limits.max_document_bytes
+            ),
+        ));
+    }
+    check_characters(text)?;
+    let mut composer = Composer {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        alias_nodes: 0,
+        limits: *limits,
+    };
+    composer.stream()
+}
+
+/// libyaml's reader refuses characters outside YAML's printable set (C0
+/// controls other than tab and line breaks, DEL, C1 controls other than NEL,
+/// surrogates, U+FFFE/U+FFFF); PyYAML fails on such files, so we do too.
+fn check_characters(text: &str) -> Result<(), LoadError> {
+    let mut line = 1;
+    let mut column = 1;
+    for c in text.chars() {
+        let printable = matches!(c,
+            '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+        if !printable {
+            return Err(LoadError::new(
+                Mark { line, column },
+                format!(
+                    "the character U+{:04X} is not allowed in YAML",
+                    u32::from(c)
+                ),
+            ));
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    Ok(())
+}
+
+struct Composer<'a> {
+    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    /// Anchor id to the node it names and the node count of that node.
+    anchors: HashMap<usize, (Node, usize)>,
+    alias_nodes: usize,
+    limits: Limits,
+}
+
+type Next<'a> = (Event<'a>, Span);
+
+impl<'a> Composer<'a> {
+    fn next(&mut self) -> Result<Next<'a>, LoadError> {
+        match self.parser.next_event() {
+            Some(Ok(event)) => Ok(event),
+            Some(Err(e)) => Err(LoadError::new(
+                Mark {
+                    line: e.marker().line(),
+                    column: e.marker().col() + 1,
+                },
+                e.info().to_owned(),
+            )),
+            None => Err(LoadError::new(
+                Mark::default(),
+                "unexpected end of the YAML stream",
+            )),
+        }
+    }
+
+    fn stream(&mut self) -> Result<Option<Node>, LoadError> {
+        let mut document: Option<Node> = None;
+        loop {
+            let (event, span) = self.next()?;
+            match event {
+                Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+                Event::StreamEnd => return Ok(document),
+                Event::DocumentStart(_) => {
+                    if document.is_some() {
+                        return Err(LoadError::new(
+                            Mark::from_span(&span),
+                            "expected a single document in the file, found another one here",
+                        ));
+                    }
+                    let (event, span) = self.next()?;
+                    let (node, _) = self.value_node(event, span, 0)?;
+                    document = Some(node);
+                }
+                other => {
+                    return Err(LoadError::new(
+                        Mark::from_span(&span),
+                        format!("unexpected YAML event {other:?}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Builds a node in value position (not a mapping key).
+    fn value_node(
+        &mut self,
+        event: Event<'a>,
+        span: Span,
+        depth: usize,
+    ) -> Result<(Node, usize), LoadError> {
+        let mark = Mark::from_span(&span);
+        let (node, count, role) = self.node(event, span, depth)?;
+        match role {
+            Role::Ordinary => Ok((node, count)),
+            Role::Merge => Err(LoadError::new(
+                mark,
+                "could not determine a constructor for the tag 'tag:yaml.org,2002:merge' (`<<` is only a merge key)",
+            )),
+            Role::ValueKey => Err(LoadError::new(
+                mark,
+                "could not determine a constructor for the tag 'tag:yaml.org,2002:value' (a plain `=`; quote it)",
+            )),
+        }
+    }
+
+    /// Builds the node starting with `event`; returns it, its node count and
+    /// whether it is a special key (`<<`, `=`).
+    fn node(
+        &mut self,
+        event: Event<'a>,
+        span: Span,
+        depth: usize,
+    ) -> Result<(Node, usize, Role), LoadError> {
+        let mark = Mark::from_span(&span);
+        match event {
+            Event::Alias(id) => {
+                let (node, count) = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| LoadError::new(mark, "alias to an unknown anchor"))?;
+                self.alias_nodes += count;
+                if self.alias_nodes > self.limits.max_alias_nodes {
+                    return Err(LoadError::new(
+                        mark,
+                        format!(
+                            "aliases expand to more than {} nodes (limit max_alias_nodes)",
+                            self.limits.max_alias_nodes
+                        ),
+                    ));
+                }
+                Ok((node, count, Role::Ordinary))
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let (value, role) = scalar_value(&text, style, tag.as_deref())
+                    .map_err(|e| LoadError::new(mark, e.to_string()))?;
+                let node = Node { value, mark };
+                self.remember(anchor, &node, 1);
+                Ok((node, 1, role))
+            }
+            Event::SequenceStart(anchor, tag) => {
+                let pairs = matches!(
+                    tag.as_deref().map(tag_kind),
+                    Some(TagKind::Core("omap" | "pairs"))
+                );
+                if !pairs {
+                    check_collection_tag(tag.as_deref(), "seq", mark)?;
+                }
+                self.check_depth(depth, mark)?;
+                let mut items = Vec::new();
+                let mut count = 1;
+                loop {
+                    let (event, span) = self.next()?;
+                    if matches!(event, Event::SequenceEnd) {
+                        break;
+                    }
+                    let (item, item_count) = self.value_node(event, span, depth + 1)?;
+                    count += item_count;
+                    items.push(item);
+                }
+                if pairs {
+                    items = items.into_iter().map(into_pair).collect::<Result<_, _>>()?;
+                }
+                let node = Node {
+                    value: NodeValue::Seq(items),
+                    mark,
+                };
+                self.remember(anchor, &node, count);
+                Ok((node, count, Role::Ordinary))
+            }
+            Event::MappingStart(anchor, tag) => {
+                check_collection_tag(tag.as_deref(), "map", mark)?;
+                self.check_depth(depth, mark)?;
+                let (mapping, count) = self.mapping(depth)?;
+                let node = Node {
+                    value: NodeValue::Map(mapping),
+                    mark,
+                };
+                self.remember(anchor, &node, count);
+                Ok((node, count, Role::Ordinary))
+            }
+            other => Err(LoadError::new(
+                mark,
+                format!("unexpected YAML event {other:?}"),
+            )),
+        }
+    }
+
+    fn check_depth(&self, depth: usize, mark: Mark) -> Result<(), LoadError> {
+        if depth >= self.limits.max_depth {
+            return Err(LoadError::new(
+                mark,
+                format!(
+                    "nesting is deeper than {} levels (limit max_depth)",
+                    self.limits.max_depth
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, anchor: usize, node: &Node, count: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (node.clone(), count));
+        }
+    }
+
+    /// Reads key/value pairs up to `MappingEnd` and applies PyYAML's merge rules.
+    fn mapping(&mut self, depth: usize) -> Result<(Mapping, usize), LoadError> {
+        let mut merged: Vec<(Node, Node)> = Vec::new();
+        let mut explicit: Vec<(Node, Node)> = Vec::new();
+        let mut count = 1;
+        loop {
+            let (event, span) = self.next()?;
+            if matches!(event, Event::MappingEnd) {
+                break;
+            }
+            let key_mark = Mark::from_span(&span);
+            let (key, key_count, role) = self.node(event, span, depth + 1)?;
+            let (event, span) = self.next()?;
+            let (value, value_count) = self.value_node(event, span, depth + 1)?;
+            count += key_count + value_count;
+            if role == Role::Merge {
+                merged.extend(merge_sources(value)?);
+                continue;
+            }
+            if matches!(key.value, NodeValue::Seq(_) | NodeValue::Map(_)) {
+                return Err(LoadError::new(
+                    key_mark,
+                    format!(
+                        "found an unhashable key (a {}); keys must be scalars",
+                        key.value.type_name()
+                    ),
+                ));
+            }
+            explicit.push((key, value));
+        }
+        let mut mapping = Mapping::default();
+        for (key, value) in merged.into_iter().chain(explicit) {
+            mapping.insert(key, value);
+        }
+        Ok((mapping, count))
+    }
+}
+
+/// The pairs a `<<` value contributes, in the order PyYAML puts them before
+/// the explicit pairs: for a list, the last mapping first, so that earlier
+/// mappings win.
+fn merge_sources(value: Node) -> Result<Vec<(Node, Node)>, LoadError> {
+    match value.value {
+        NodeValue::Map(mapping) => Ok(mapping.into_entries()),
+        NodeValue::Seq(items) => {
+            let mut pairs = Vec::new();
+            for item in items.into_iter().rev() {
+                match item.value {
+                    NodeValue::Map(mapping) => pairs.extend(mapping.into_entries()),
+                    other => {
+                        return Err(LoadError::new(
+                            item.mark,
+                            format!(
+                                "expected a mapping for merging, but found a {}",
+                                other.type_name()
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok(pairs)
+        }
+        other => Err(LoadError::new(
+            value.mark,
+            format!(
+                "expected a mapping or list of mappings for merging, but found a {}",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// One item of a `!!omap`/`!!pairs` sequence, a one-key mapping, becomes a
+/// `[key, value]` pair (PyYAML builds a list of tuples).
+fn into_pair(item: Node) -> Result<Node, LoadError> {
+    let mark = item.mark;
+    match item.value {
+        NodeValue::Map(mapping) if mapping.len() == 1 => {
+            let mut entries = mapping.into_entries();
+            let (key, value) = entries.remove(0);
+            Ok(Node {
+                value: NodeValue::Seq(vec![key, value]),
+                mark,
+            })
+        }
+        other => Err(LoadError::new(
+            mark,
+            format!(
+                "expected a mapping of length 1 in an ordered map or pairs, but found a {}",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// What a scalar means beyond its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Ordinary,
+    /// `<<`: merges when it is a key, an error elsewhere.
+    Merge,
+    /// `=`: the string `=` when it is a key, an error elsewhere.
+    ValueKey,
+}
+
+/// A tag as PyYAML sees it: `!` (non-specific), a core-schema type
+/// (`!!int`, `!<tag:yaml.org,2002:int>`), or anything else.
+enum TagKind<'t> {
+    NonSpecific,
+    Core(&'t str),
+    Other(String),
+}
+
+const CORE_PREFIX: &str = "tag:yaml.org,2002:";
+
+fn tag_kind(tag: &Tag) -> TagKind<'_> {
+    if tag.is_yaml_core_schema() {
+        return TagKind::Core(tag.suffix.as_str());
+    }
+    if tag.handle.is_empty() {
+        if tag.suffix == "!" {
+            return TagKind::NonSpecific;
+        }
+        if let Some(core) = tag.suffix.strip_prefix(CORE_PREFIX) {
+            return TagKind::Core(core);
+        }
+    }
+    if tag.handle == "!" && tag.suffix.is_empty() {
+        return TagKind::NonSpecific;
+    }
+    TagKind::Other(format!("{}{}", tag.handle, tag.suffix))
+}
+
+fn check_collection_tag(tag: Option<&Tag>, expected: &str, mark: Mark) -> Result<(), LoadError> {
+    let Some(tag) = tag else {
+        return Ok(());
+    };
+    match tag_kind(tag) {
+        TagKind::NonSpecific => Ok(()),
+        TagKind::Core(core) if core == expected => Ok(()),
+        TagKind::Core(core) => Err(LoadError::new(
+            mark,
+            format!(
+                "could not determine a constructor for the tag '{CORE_PREFIX}{core}' on a {expected}"
+            ),
+        )),
+        TagKind::Other(name) => Err(LoadError::new(
+            mark,
+            format!("could not determine a constructor for the tag '{name}'"),
+        )),
+    }
+}
+
+/// A `!`-tagged block scalar keeps its final newline, and Python's `$`
+/// matches before it, so PyYAML resolves `"12\n"` as 12 (and `int()` ignores
+/// the newline); a boolean then fails its lookup, as in PyYAML.
+fn resolve_non_specific(text: &str) -> Result<Scalar, ScalarError> {
+    let Some(stripped) = text.strip_suffix('\n') else {
+        return scalar::resolve_plain(text);
+    };
+    match scalar::resolve_plain(stripped)? {
+        Scalar::Bool(_) => Err(ScalarError::BadTaggedValue {
+            text: text.to_owned(),
+            tag: "bool (PyYAML fails on the trailing newline)",
+        }),
+        Scalar::Str(_) => Ok(Scalar::Str(text.to_owned())),
+        other => Ok(other),
+    }
+}
+
+fn scalar_value(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+) -> Result<(NodeValue, Role), ScalarError> {
+    let scalar = match tag.map(tag_kind) {
+        // libyaml resolves a `!`-tagged scalar like a plain one, whatever its
+        // style, except an empty node, which is the empty string.
+        Some(TagKind::NonSpecific) if style == ScalarStyle::Plain && text.is_empty() => {
+            Scalar::Str(String::new())
+        }
+        Some(TagKind::NonSpecific) => resolve_non_specific(text)?,
+        Some(TagKind::Core(core)) => scalar::construct_tagged(core, text)?,
+        Some(TagKind::Other(name)) => {
+            return Err(ScalarError::BadTaggedValue {
+                text: format!("{name} {text}"),
+                tag: "tag PyYAML's SafeLoader knows",
+            });
+        }
+        None if style == ScalarStyle::Plain => scalar::resolve_plain(text)?,
+        None => Scalar::Str(text.to_owned()),
+    };
+    Ok(match scalar {
+        Scalar::Null => (NodeValue::Null, Role::Ordinary),
+        Scalar::Bool(b) => (NodeValue::Bool(b), Role::Ordinary),
+        Scalar::Int(i) => (NodeValue::Int(i), Role::Ordinary),
+        Scalar::Float(f) => (NodeValue::Float(f), Role::Ordinary),
+        Scalar::Str(s) => (NodeValue::Str(s), Role::Ordinary),
+        Scalar::Timestamp(s) => (NodeValue::Timestamp(s), Role::Ordinary),
+        Scalar::Merge => (NodeValue::Str("<<".to_owned()), Role::Merge),
+        Scalar::ValueKey => (NodeValue::Str("=".to_owned()), Role::ValueKey),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_ok(text: &str) -> Node {
+        load(text, &Limits::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("empty document"))
+    }
+
+    fn map(node: &Node) -> &Mapping {
+        match &node.value {
+            NodeValue::Map(m) => m,
+            other => panic!("not a map: {other:?}"),
+        }
+    }
+
+    fn keys(node: &Node) -> Vec<String> {
+        map(node)
+            .iter()
+            .map(|(k, _)| match &k.value {
+                NodeValue::Str(s) => s.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn empty_file_is_none() {
+        assert_eq!(load("", &Limits::default()), Ok(None));
+        assert_eq!(load("# only a comment\n", &Limits::default()), Ok(None));
+    }
+
+    #[test]
+    fn marks_are_one_based() {
+        let node = load_ok("a: 1\nb:\n  c: x\n");
+        let b = map(&node).get("b").expect("b");
+        let c = map(b).get("c").expect("c");
+        assert_eq!(c.mark, Mark { line: 3, column: 6 });
+    }
+
+    #[test]
+    fn merge_keys_explicit_wins_and_earlier_sources_win() {
+        let node = load_ok(
+            "base: &base {a: 1, b: 1, c: 1}\nmore: &more {b: 2, d: 2}\nx:\n  <<: [*base, *more]\n  c: 3\n",
+        );
+        let x = map(map(&node).get("x").expect("x"));
+        let get = |k: &str| x.get(k).map(|n| n.value.clone());
+        assert_eq!(get("a"), Some(NodeValue::Int(1)));
+        assert_eq!(
+            get("b"),
+            Some(NodeValue::Int(1)),
+            "earlier merge source wins"
+        );
+        assert_eq!(get("c"), Some(NodeValue::Int(3)), "explicit key wins");
+        assert_eq!(get("d"), Some(NodeValue::Int(2)));
+        assert!(x.get("<<").is_none());
+    }
+
+    #[test]
+    fn merge_is_shallow() {
+        let node = load_ok("d: &d {tm: {cpus: 1, mem: 2}}\nx:\n  <<: *d\n  tm: {instances: 3}\n");
+        let x = map(map(&node).get("x").expect("x"));
+        let tm = x.get("tm").expect("tm");
+        assert_eq!(keys(tm), ["instances"]);
+    }
+
+    #[test]
+    fn quoted_merge_key_is_a_plain_key() {
+        let node = load_ok("x: {'<<': 1}\n");
+        let x = map(&node).get("x").expect("x");
+        assert_eq!(keys(x), ["<<"]);
+    }
+
+    #[test]
+    fn duplicate_keys_last_value_first_position() {
+        let node = load_ok("a: 1\nb: 2\na: 3\n");
+        assert_eq!(keys(&node), ["a", "b"]);
+        assert_eq!(
+            map(&node).get("a").map(|n| n.value.clone()),
+            Some(NodeValue::Int(3))
+        );
+    }
+
+    #[test]
+    fn python_key_equality_merges_1_and_true() {
+        let node = load_ok("1: a\ntrue: b\n1.0: c\n");
+        assert_eq!(map(&node).len(), 1);
+    }
+
+    #[test]
+    fn quoted_scalars_stay_strings() {
+        let node = load_ok("a: '010'\nb: \"yes\"\nc: 010\nd: |\n  yes\n");
+        let get = |k: &str| map(&node).get(k).map(|n| n.value.clone());
+        assert_eq!(get("a"), Some(NodeValue::Str("010".into())));
+        assert_eq!(get("b"), Some(NodeValue::Str("yes".into())));
+        assert_eq!(get("c"), Some(NodeValue::Int(8)));
+        assert_eq!(get("d"), Some(NodeValue::Str("yes\n".into())));
+    }
+
+    #[test]
+    fn rejects_multiple_documents_unknown_tags_and_unhashable_keys() {
+        let limits = Limits::default();
+        assert!(load("a: 1\n---\nb: 2\n", &limits).is_err());
+        assert!(load("a: !custom 1\n", &limits).is_err());
+        assert!(load("? [a]\n: 1\n", &limits).is_err());
+        assert!(load("a: !!binary AAAA\n", &limits).is_err());
+        assert!(load("a: =\n", &limits).is_err());
+        assert!(load("a: <<\n", &limits).is_err());
+        assert!(load("a: x\u{1}y\n", &limits).is_err());
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let err = load("a: 1\nb: {c: 1\n", &Limits::default()).expect_err("unclosed flow map");
+        assert!(err.mark.line >= 2, "{err}");
+    }
+
+    #[test]
+    fn alias_bomb_hits_the_expansion_limit() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..9 {
+            let prev = level - 1;
+            text.push_str(&format!(
+                "a{level}: &a{level} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        let err = load(&text, &Limits::default()).expect_err("bomb");
+        assert!(err.message.contains("max_alias_nodes"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_hits_the_depth_limit() {
+        let text = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let err = load(&text, &Limits::default()).expect_err("deep");
+        assert!(err.message.contains("max_depth"), "{err}");
+        // Far deeper input is stopped by the parser itself, still as an error.
+        let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(load(&text, &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn oversized_document_is_refused() {
+        let limits = Limits {
+            max_document_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(load("a: 123456789012\n", &limits).is_err());
+    }
+}

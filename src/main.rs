@@ -1,0 +1,29 @@
+//! The `flink-gitops` binary: parse arguments, run a command, map the result
+//! to an exit code (see `cli::ExitCode`).
+
+use clap::Parser;
+use flink_gitops::cli::{Cli, ExitCode, run};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    let code = match run(&cli, &mut stdout, &mut stderr) {
+        Ok(code) => code,
+        Err(error) => {
+            let error = anyhow::Error::from(error);
+            // A closed pipe (`| head`) is not a failure of ours.
+            if error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                ExitCode::Success
+            } else {
+                eprintln!("error: {error:#}");
+                ExitCode::Usage
+            }
+        }
+    };
+    std::process::ExitCode::from(code as u8)
+}

@@ -1,0 +1,271 @@
+//! Pure: a [`ConfigSet`] to the desired custom resources of one cluster.
+//!
+//! Each instance ends up in exactly one bucket: rendered, skipped (not
+//! deployed yet, PaaSTA's `NoDeploymentsAvailable`) or failed (with a
+//! diagnostic). Services that failed to load stay *unknown* and are carried
+//! through so that later stages never mistake their instances for removals.
+
+pub mod flink;
+pub mod image;
+pub mod meta;
+mod names;
+
+use crate::config::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, Settings};
+use crate::value::Value;
+use image::ImageLookup;
+use std::collections::BTreeMap;
+
+/// The desired state of one cluster.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DesiredSet {
+    pub cluster: String,
+    /// Sorted by namespace, then name.
+    pub resources: Vec<DesiredResource>,
+    pub skipped: Vec<SkippedInstance>,
+    pub failed: Vec<FailedInstance>,
+    /// Services whose files could not be loaded: their instances are unknown.
+    pub unknown_services: BTreeMap<String, Vec<Diagnostic>>,
+}
+
+/// One rendered custom resource and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredResource {
+    pub service: String,
+    pub instance: String,
+    pub file_prefix: String,
+    pub api_version: String,
+    pub kind: String,
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+    pub config_sha: String,
+    pub git_sha: String,
+    /// The full object, in Python `sort_keys` order.
+    pub object: Value,
+    /// `path:line` of the instance definition.
+    pub source: String,
+}
+
+impl DesiredResource {
+    /// `Kind/namespace/name`, the subject of messages about the object.
+    #[must_use]
+    pub fn subject(&self) -> String {
+        format!("{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// An instance that is not deployed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedInstance {
+    pub service: String,
+    pub instance: String,
+    pub file_prefix: String,
+    pub reason: String,
+}
+
+/// An instance that cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedInstance {
+    pub service: String,
+    pub instance: String,
+    pub file_prefix: String,
+    pub diagnostic: Diagnostic,
+}
+
+impl DesiredSet {
+    /// True when nothing failed: every service loaded and every instance
+    /// rendered or was skipped.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.failed.is_empty() && self.unknown_services.is_empty()
+    }
+
+    /// Every diagnostic: unknown services first, then failed instances.
+    pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.unknown_services
+            .values()
+            .flatten()
+            .chain(self.failed.iter().map(|f| &f.diagnostic))
+    }
+}
+
+/// Renders every loaded instance of `config` (or only instances named
+/// `only_instance`, in every service, like PaaSTA's `--instance`).
+#[must_use]
+pub fn render(config: &ConfigSet, settings: &Settings, only_instance: Option<&str>) -> DesiredSet {
+    let mut desired = DesiredSet {
+        cluster: config.cluster.clone(),
+        unknown_services: config
+            .unknown_services()
+            .map(|(name, diagnostics)| (name.clone(), diagnostics.clone()))
+            .collect(),
+        ..DesiredSet::default()
+    };
+    for service in config.loaded_services() {
+        for instance in &service.instances {
+            if only_instance.is_some_and(|only| only != instance.instance) {
+                continue;
+            }
+            match render_instance(service, instance, &config.cluster, settings) {
+                Outcome::Rendered(resource) => desired.resources.push(*resource),
+                Outcome::Skipped(reason) => desired.skipped.push(SkippedInstance {
+                    service: instance.service.clone(),
+                    instance: instance.instance.clone(),
+                    file_prefix: instance.file_prefix.clone(),
+                    reason,
+                }),
+                Outcome::Failed(diagnostic) => desired.failed.push(failed(instance, diagnostic)),
+            }
+        }
+    }
+    reject_name_collisions(&mut desired);
+    desired
+        .resources
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    desired
+}
+
+enum Outcome {
+    Rendered(Box<DesiredResource>),
+    Skipped(String),
+    Failed(Diagnostic),
+}
+
+fn failed(instance: &InstanceConfig, diagnostic: Diagnostic) -> FailedInstance {
+    FailedInstance {
+        service: instance.service.clone(),
+        instance: instance.instance.clone(),
+        file_prefix: instance.file_prefix.clone(),
+        diagnostic,
+    }
+}
+
+fn instance_diagnostic(instance: &InstanceConfig, message: &str) -> Diagnostic {
+    Diagnostic::at(
+        &instance.path,
+        instance.line,
+        instance.column,
+        format!("{}: {message}", instance.subject()),
+    )
+}
+
+/// PaaSTA's order: the deployments lookup decides skips before anything can
+/// fail on the spec itself.
+fn render_instance(
+    service: &ServiceConfig,
+    instance: &InstanceConfig,
+    cluster: &str,
+    settings: &Settings,
+) -> Outcome {
+    let Some(kind) = settings.kind(&instance.file_prefix) else {
+        return Outcome::Failed(instance_diagnostic(
+            instance,
+            "no kind is configured for this file",
+        ));
+    };
+    let git_sha = match image::lookup(
+        service,
+        instance,
+        cluster,
+        settings.docker_registry.as_deref(),
+    ) {
+        ImageLookup::GitSha(sha) => sha,
+        ImageLookup::NotDeployed(reason) => return Outcome::Skipped(reason),
+        ImageLookup::Invalid(message) => {
+            return Outcome::Failed(instance_diagnostic(instance, &message));
+        }
+    };
+    let spec = match &instance.spec {
+        Ok(spec) => spec,
+        Err(diagnostic) => return Outcome::Failed(diagnostic.clone()),
+    };
+    if let Err(message) = names::check(&instance.service, &instance.instance, cluster, &git_sha) {
+        return Outcome::Failed(instance_diagnostic(instance, &message));
+    }
+    let built = flink::build(&flink::ResourceInput {
+        service: &instance.service,
+        instance: &instance.instance,
+        cluster,
+        kind,
+        settings,
+        spec,
+        git_sha: &git_sha,
+    });
+    Outcome::Rendered(Box::new(DesiredResource {
+        service: instance.service.clone(),
+        instance: instance.instance.clone(),
+        file_prefix: instance.file_prefix.clone(),
+        api_version: kind.api_version(),
+        kind: kind.kind.clone(),
+        plural: kind.plural.clone(),
+        namespace: kind.namespace(),
+        name: built.name,
+        config_sha: built.config_sha,
+        git_sha,
+        object: built.object,
+        source: format!("{}:{}", instance.path, instance.line),
+    }))
+}
+
+/// Two instances that would write the same object (e.g. `a_b`/`a--b`, or the
+/// same instance in `flink` and `flinkeks` files of one namespace) both fail:
+/// applying either would silently overwrite the other.
+fn reject_name_collisions(desired: &mut DesiredSet) {
+    let mut by_object: BTreeMap<(String, String, String), Vec<usize>> = BTreeMap::new();
+    for (index, resource) in desired.resources.iter().enumerate() {
+        by_object
+            .entry((
+                resource.kind.clone(),
+                resource.namespace.clone(),
+                resource.name.clone(),
+            ))
+            .or_default()
+            .push(index);
+    }
+    let mut colliding: Vec<usize> = Vec::new();
+    for indices in by_object.values().filter(|indices| indices.len() > 1) {
+        let sources: Vec<String> = indices
+            .iter()
+            .map(|&i| {
+                format!(
+                    "{}.{} ({})",
+                    desired.resources[i].service,
+                    desired.resources[i].instance,
+                    desired.resources[i].source
+                )
+            })
+            .collect();
+        for &index in indices {
+            let resource = &desired.resources[index];
+            let (path, line) = resource
+                .source
+                .rsplit_once(':')
+                .map_or((resource.source.as_str(), 0), |(p, l)| {
+                    (p, l.parse().unwrap_or(0))
+                });
+            let diagnostic = Diagnostic {
+                path: path.to_owned(),
+                line: Some(line),
+                column: None,
+                message: format!(
+                    "{}.{}: renders {} which is also rendered by {}",
+                    resource.service,
+                    resource.instance,
+                    resource.subject(),
+                    sources.join(" and ")
+                ),
+            };
+            desired.failed.push(FailedInstance {
+                service: resource.service.clone(),
+                instance: resource.instance.clone(),
+                file_prefix: resource.file_prefix.clone(),
+                diagnostic,
+            });
+            colliding.push(index);
+        }
+    }
+    colliding.sort_unstable();
+    for index in colliding.into_iter().rev() {
+        desired.resources.remove(index);
+    }
+}

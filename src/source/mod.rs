@@ -1,0 +1,117 @@
+//! Where soa-configs come from. Every source produces the same [`Snapshot`]:
+//! the bytes of the files the reconciler reads, per service, so that the
+//! config stage never touches a filesystem or a repository.
+
+mod local;
+
+pub use local::read_dir;
+
+use std::collections::BTreeMap;
+
+/// The soa-configs files the pipeline needs, read at one point in time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// How paths are shown to users: the directory, or `repo@revision`.
+    pub root: String,
+    /// The commit, when the snapshot comes from git.
+    pub revision: Option<String>,
+    /// Every service folder, including those without files of interest.
+    pub services: BTreeMap<String, ServiceFiles>,
+}
+
+/// The files of one service folder, keyed by their path inside the folder
+/// (`flink-pnw-prod.yaml`, `autotuned_defaults/flink-pnw-prod.yaml`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceFiles {
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Snapshot {
+    /// The user-facing path of a file of `service`.
+    #[must_use]
+    pub fn display_path(&self, service: &str, file: &str) -> String {
+        format!("{}/{service}/{file}", self.root.trim_end_matches('/'))
+    }
+}
+
+/// Which files of a service folder the pipeline reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSelection {
+    /// Instance file prefixes (`flink`, `flinkeks`): `<prefix>-<cluster>.yaml`
+    /// and `autotuned_defaults/<prefix>-<cluster>.yaml` are read.
+    pub file_prefixes: Vec<String>,
+}
+
+impl FileSelection {
+    /// True for the files the pipeline reads: `service.yaml`,
+    /// `deployments.json` and the instance files of the configured prefixes.
+    #[must_use]
+    pub fn wants(&self, path_in_service: &str) -> bool {
+        if path_in_service == "service.yaml" || path_in_service == "deployments.json" {
+            return true;
+        }
+        let name = path_in_service
+            .strip_prefix("autotuned_defaults/")
+            .unwrap_or(path_in_service);
+        if name.contains('/') {
+            return false;
+        }
+        let Some(stem) = name.strip_suffix(".yaml") else {
+            return false;
+        };
+        self.file_prefixes.iter().any(|prefix| {
+            stem.strip_prefix(prefix.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|cluster| !cluster.is_empty())
+        })
+    }
+}
+
+/// Why a source could not produce a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("failed to read the soa-configs directory {path}")]
+    ReadDirectory {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to read {path}")]
+    ReadFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_reads_instance_files_of_configured_prefixes_only() {
+        let selection = FileSelection {
+            file_prefixes: vec!["flink".into(), "flinkeks".into()],
+        };
+        for wanted in [
+            "service.yaml",
+            "deployments.json",
+            "flink-pnw-prod.yaml",
+            "flinkeks-pnw-prod.yaml",
+            "autotuned_defaults/flink-pnw-prod.yaml",
+        ] {
+            assert!(selection.wants(wanted), "{wanted}");
+        }
+        for unwanted in [
+            "kubernetes-pnw-prod.yaml",
+            "flink.yaml",
+            "flink-.yaml",
+            "flinkx-pnw-prod.yaml",
+            "monitoring.yaml",
+            "autotuned_defaults/kubernetes-pnw-prod.yaml",
+            "nested/flink-pnw-prod.yaml",
+        ] {
+            assert!(!selection.wants(unwanted), "{unwanted}");
+        }
+    }
+}

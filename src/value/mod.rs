@@ -1,0 +1,246 @@
+//! The plain data that flows from `config` to `render` and out of the program.
+//!
+//! A [`Value`] is what Python's `json.dumps` sees after PyYAML has loaded a
+//! soa-configs file: integers and floats stay distinct (`1` and `1.0` hash
+//! differently in PaaSTA), mapping keys are already strings, and every mapping
+//! keeps its entries in the order `json.dumps(sort_keys=True)` writes them.
+
+mod python_float;
+pub mod python_json;
+pub mod yaml_out;
+
+pub use python_float::python_float_repr;
+
+/// One JSON-compatible value, in PaaSTA's (Python's) type model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// Python integers are unbounded; soa-configs never need more than 128 bits.
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Value>),
+    Map(Map),
+}
+
+/// A mapping whose entries are kept in Python `sort_keys` order.
+///
+/// The order is decided when the map is built (see [`Map::from_sorted`] and
+/// [`Map::from_unsorted`]) because Python sorts the *original* keys: integer
+/// keys sort numerically even though they are written as strings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Map {
+    entries: Vec<(String, Value)>,
+}
+
+impl Map {
+    /// An empty map.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a map from entries the caller has already put in the wanted order.
+    #[must_use]
+    pub fn from_sorted(entries: Vec<(String, Value)>) -> Self {
+        Self { entries }
+    }
+
+    /// Builds a map from string-keyed entries, sorting them by key (code point
+    /// order, which is Python's order for `str`). Later duplicates win.
+    #[must_use]
+    pub fn from_unsorted(entries: impl IntoIterator<Item = (String, Value)>) -> Self {
+        let mut map = Self::new();
+        for (key, value) in entries {
+            map.insert(key, value);
+        }
+        map
+    }
+
+    /// Inserts or replaces `key`, keeping string-sorted order.
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        let key = key.into();
+        match self.entries.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(index) => self.entries[index].1 = value,
+            Err(index) => self.entries.insert(index, (key, value)),
+        }
+    }
+
+    /// The value under `key`, if any.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Mutable access to the value under `key`, if any.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.entries
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Removes `key` and returns its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let index = self.entries.iter().position(|(k, _)| k == key)?;
+        Some(self.entries.remove(index).1)
+    }
+
+    /// Entries in their stored (sorted) order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl Value {
+    /// A string value.
+    #[must_use]
+    pub fn str(text: impl Into<String>) -> Self {
+        Value::Str(text.into())
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn as_map(&self) -> Option<&Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_map_mut(&mut self) -> Option<&mut Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Follows a path of map keys.
+    #[must_use]
+    pub fn pointer(&self, path: &[&str]) -> Option<&Value> {
+        path.iter()
+            .try_fold(self, |value, key| value.as_map()?.get(key))
+    }
+
+    /// Converts to `serde_json::Value` for the Kubernetes API and other JSON
+    /// consumers. Fails on values JSON cannot carry (non-finite floats,
+    /// integers beyond 64 bits).
+    pub fn to_json(&self) -> Result<serde_json::Value, NotJson> {
+        Ok(match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => {
+                if let Ok(small) = i64::try_from(*i) {
+                    serde_json::Value::from(small)
+                } else if let Ok(unsigned) = u64::try_from(*i) {
+                    serde_json::Value::from(unsigned)
+                } else {
+                    return Err(NotJson::IntegerTooLarge(*i));
+                }
+            }
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .ok_or(NotJson::NonFiniteFloat(*f))?,
+            Value::Str(s) => serde_json::Value::String(s.clone()),
+            Value::Seq(items) => serde_json::Value::Array(
+                items.iter().map(Value::to_json).collect::<Result<_, _>>()?,
+            ),
+            Value::Map(map) => {
+                let mut object = serde_json::Map::new();
+                for (key, value) in map.iter() {
+                    object.insert(key.clone(), value.to_json()?);
+                }
+                serde_json::Value::Object(object)
+            }
+        })
+    }
+
+    /// Converts a parsed JSON document (deployments.json, a live object) into a
+    /// [`Value`], sorting object keys the way Python would.
+    #[must_use]
+    pub fn from_json(json: &serde_json::Value) -> Self {
+        match json {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Value::Int(i128::from(i))
+                } else if let Some(u) = n.as_u64() {
+                    Value::Int(i128::from(u))
+                } else {
+                    Value::Float(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            serde_json::Value::String(s) => Value::Str(s.clone()),
+            serde_json::Value::Array(items) => {
+                Value::Seq(items.iter().map(Value::from_json).collect())
+            }
+            serde_json::Value::Object(object) => Value::Map(Map::from_unsorted(
+                object.iter().map(|(k, v)| (k.clone(), Value::from_json(v))),
+            )),
+        }
+    }
+}
+
+/// A value that JSON (and so the Kubernetes API) cannot represent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotJson {
+    #[error("the float {0} is not finite; JSON and the Kubernetes API cannot store it")]
+    NonFiniteFloat(f64),
+    #[error("the integer {0} does not fit in 64 bits; the Kubernetes API cannot store it")]
+    IntegerTooLarge(i128),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_insert_keeps_code_point_order_and_replaces_duplicates() {
+        let mut map = Map::new();
+        map.insert("b", Value::Int(1));
+        map.insert("a", Value::Int(2));
+        map.insert("é", Value::Int(3));
+        map.insert("b", Value::Int(4));
+        let keys: Vec<&String> = map.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "b", "é"]);
+        assert_eq!(map.get("b"), Some(&Value::Int(4)));
+    }
+
+    #[test]
+    fn json_conversion_rejects_what_the_api_cannot_store() {
+        assert_eq!(
+            Value::Float(f64::INFINITY).to_json(),
+            Err(NotJson::NonFiniteFloat(f64::INFINITY))
+        );
+        assert!(Value::Int(i128::from(u64::MAX) + 1).to_json().is_err());
+        assert_eq!(Value::Int(-5).to_json(), Ok(serde_json::json!(-5)));
+    }
+
+    #[test]
+    fn json_round_trip_keeps_int_and_float_apart() {
+        let json = serde_json::json!({"b": 1, "a": 1.0, "c": [true, null, "x"]});
+        let value = Value::from_json(&json);
+        assert_eq!(value.pointer(&["b"]), Some(&Value::Int(1)));
+        assert_eq!(value.pointer(&["a"]), Some(&Value::Float(1.0)));
+        assert_eq!(value.to_json(), Ok(json));
+    }
+}

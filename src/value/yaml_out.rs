@@ -1,0 +1,246 @@
+//! A small, deterministic YAML emitter for rendered resources.
+//!
+//! Output is block style with two-space indentation. A string is written plain
+//! only when both YAML 1.1 (PyYAML) and YAML 1.2 (kubectl, Go) read it back as
+//! that same string; everything else is double-quoted with escapes. Floats
+//! always carry a `.` so that both versions read them back as floats.
+
+use super::{Map, Value, python_float_repr};
+use std::fmt::Write;
+
+/// Emits one YAML document (without the `---` marker), ending with a newline.
+#[must_use]
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::with_capacity(512);
+    match value {
+        Value::Map(map) if !map.is_empty() => write_map(&mut out, map, 0),
+        Value::Seq(items) if !items.is_empty() => write_seq(&mut out, items, 0),
+        scalar => {
+            write_inline(&mut out, scalar);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Emits a multi-document stream: every document starts with `---`.
+#[must_use]
+pub fn to_yaml_stream<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
+    let mut out = String::new();
+    for value in values {
+        out.push_str("---\n");
+        out.push_str(&to_yaml(value));
+    }
+    out
+}
+
+fn indent(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+fn is_block(value: &Value) -> bool {
+    match value {
+        Value::Map(map) => !map.is_empty(),
+        Value::Seq(items) => !items.is_empty(),
+        _ => false,
+    }
+}
+
+fn write_map(out: &mut String, map: &Map, level: usize) {
+    for (key, value) in map.iter() {
+        indent(out, level);
+        write_string(out, key);
+        out.push(':');
+        // Sequences under a key sit at the key's indentation, as kubectl writes them.
+        let child_level = if matches!(value, Value::Seq(_)) {
+            level
+        } else {
+            level + 1
+        };
+        write_child(out, value, child_level);
+    }
+}
+
+fn write_seq(out: &mut String, items: &[Value], level: usize) {
+    for item in items {
+        indent(out, level);
+        out.push('-');
+        match item {
+            Value::Map(map) if !map.is_empty() => {
+                // The first entry shares the dash's line; the rest align under it.
+                let mut first = String::new();
+                write_map(&mut first, map, level + 1);
+                out.push(' ');
+                out.push_str(first.trim_start_matches(' '));
+            }
+            _ => write_child(out, item, level + 1),
+        }
+    }
+}
+
+/// Writes `value` after a `key:` or `-`; a block value goes on the next lines
+/// at `level`.
+fn write_child(out: &mut String, value: &Value, level: usize) {
+    if is_block(value) {
+        out.push('\n');
+        match value {
+            Value::Map(map) => write_map(out, map, level),
+            Value::Seq(items) => write_seq(out, items, level),
+            _ => {}
+        }
+    } else {
+        out.push(' ');
+        write_inline(out, value);
+        out.push('\n');
+    }
+}
+
+fn write_inline(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => out.push_str(&yaml_float(*f)),
+        Value::Str(s) => write_string(out, s),
+        Value::Seq(_) => out.push_str("[]"),
+        Value::Map(_) => out.push_str("{}"),
+    }
+}
+
+fn yaml_float(value: f64) -> String {
+    if value.is_nan() {
+        return ".nan".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { ".inf" } else { "-.inf" }.to_owned();
+    }
+    let repr = python_float_repr(value);
+    match repr.split_once('e') {
+        Some((mantissa, exponent)) if !mantissa.contains('.') => {
+            format!("{mantissa}.0e{exponent}")
+        }
+        _ => repr,
+    }
+}
+
+fn write_string(out: &mut String, text: &str) {
+    if is_safe_plain(text) {
+        out.push_str(text);
+        return;
+    }
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{feff}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Words that YAML 1.1 or 1.2 would read as something other than a string.
+const RESERVED_WORDS: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+
+/// True when `text` reads back as the same string as a plain scalar in both
+/// YAML 1.1 and 1.2. Deliberately conservative: starts with a letter, `_` or
+/// `/`, contains only URL-ish characters, never ends with `:`.
+fn is_safe_plain(text: &str) -> bool {
+    let mut chars = text.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    if !(first.is_ascii_alphabetic() || first == '_' || first == '/') {
+        return false;
+    }
+    if text.ends_with(':') || text.contains(": ") || text.contains(" #") {
+        return false;
+    }
+    let all_safe = text.chars().all(|c| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '@' | '+' | '=' | '-')
+    });
+    all_safe && !RESERVED_WORDS.contains(&text.to_ascii_lowercase().as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(entries: Vec<(&str, Value)>) -> Value {
+        Value::Map(Map::from_unsorted(
+            entries.into_iter().map(|(k, v)| (k.to_owned(), v)),
+        ))
+    }
+
+    #[test]
+    fn block_layout_for_nested_maps_and_sequences() {
+        let value = map(vec![
+            ("kind", Value::str("Flink")),
+            (
+                "spec",
+                map(vec![
+                    (
+                        "jobs",
+                        Value::Seq(vec![
+                            map(vec![
+                                ("name", Value::str("a")),
+                                ("parallelism", Value::Int(2)),
+                            ]),
+                            Value::str("b"),
+                        ]),
+                    ),
+                    ("empty", Value::Map(Map::new())),
+                    ("none", Value::Seq(vec![])),
+                ]),
+            ),
+        ]);
+        assert_eq!(
+            to_yaml(&value),
+            "kind: Flink\nspec:\n  empty: {}\n  jobs:\n  - name: a\n    parallelism: 2\n  - b\n  none: []\n"
+        );
+    }
+
+    #[test]
+    fn ambiguous_strings_are_quoted() {
+        for text in [
+            "True", "yes", "010", "1e3", "1:30", "", " x", "a: b", "-x", "~", "null", "x:", "é",
+        ] {
+            let mut out = String::new();
+            write_string(&mut out, text);
+            assert!(out.starts_with('"'), "{text:?} must be quoted, got {out}");
+        }
+        for text in [
+            "stateful",
+            "s3://bucket/path/",
+            "paasta.yelp.com/service",
+            "pnw-prod",
+        ] {
+            let mut out = String::new();
+            write_string(&mut out, text);
+            assert_eq!(out, text);
+        }
+    }
+
+    #[test]
+    fn floats_keep_a_decimal_point() {
+        assert_eq!(yaml_float(1e-7), "1.0e-07");
+        assert_eq!(yaml_float(1.5e16), "1.5e+16");
+        assert_eq!(yaml_float(2.0), "2.0");
+    }
+
+    #[test]
+    fn stream_marks_every_document() {
+        let docs = [Value::Int(1), Value::str("a")];
+        assert_eq!(to_yaml_stream(docs.iter()), "---\n1\n---\na\n");
+    }
+}

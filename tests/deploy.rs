@@ -1,0 +1,83 @@
+//! The files in deploy/ are valid and say what the code does.
+
+use flink_gitops::config::yaml::{Limits, NodeValue, load};
+use flink_gitops::config::{ApplySettings, KindSettings, Settings};
+use std::path::Path;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect(path)
+}
+
+#[test]
+fn example_configuration_parses_and_documents_the_defaults() {
+    let settings = Settings::parse(
+        &read("deploy/config/flink-gitops.yaml"),
+        "deploy/config/flink-gitops.yaml",
+    )
+    .expect("example configuration");
+    let defaults = Settings::default();
+    assert_eq!(settings.apply, ApplySettings::default());
+    assert_eq!(settings.kinds.len(), defaults.kinds.len());
+    let (example, default) = (&settings.kinds[0], &defaults.kinds[0]);
+    assert_eq!(example.file_prefix, default.file_prefix);
+    assert_eq!(example.api_version(), default.api_version());
+    assert_eq!(
+        (&example.kind, &example.plural),
+        (&default.kind, &default.plural)
+    );
+    assert_eq!(example.namespace(), default.namespace());
+    assert_eq!(settings.dashboard_links, defaults.dashboard_links);
+    assert_eq!(settings.cr_owners, defaults.cr_owners);
+    assert_eq!(settings.autotuned_defaults, defaults.autotuned_defaults);
+}
+
+#[test]
+fn crd_matches_the_default_kind() {
+    let node = load(&read("deploy/crds/flink.yaml"), &Limits::default())
+        .expect("yaml")
+        .expect("document");
+    let value = flink_gitops::config::convert::to_value(&node, "").expect("value");
+    let kind = KindSettings::for_prefix("flink");
+    let spec = value.pointer(&["spec"]).expect("spec");
+    assert_eq!(
+        spec.pointer(&["group"]).and_then(|v| v.as_str()),
+        Some(kind.group.as_str())
+    );
+    assert_eq!(
+        spec.pointer(&["names", "kind"]).and_then(|v| v.as_str()),
+        Some(kind.kind.as_str())
+    );
+    assert_eq!(
+        spec.pointer(&["names", "plural"]).and_then(|v| v.as_str()),
+        Some(kind.plural.as_str())
+    );
+    let NodeValue::Map(_) = node.value else {
+        panic!("CRD must be a mapping")
+    };
+}
+
+#[test]
+fn rbac_grants_only_what_the_reconciler_uses() {
+    let text = read("deploy/rbac.yaml");
+    let verbs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("verbs:"))
+        .collect();
+    assert_eq!(
+        verbs,
+        ["    verbs: [\"get\", \"list\", \"watch\", \"patch\"]"]
+    );
+    let rules: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter(|l| l.contains("resources:") || l.contains("verbs:") || l.contains("apiGroups:"))
+        .collect();
+    assert!(
+        rules.iter().all(|l| !l.contains('*')),
+        "no wildcards: {rules:?}"
+    );
+    assert!(
+        rules.iter().all(|l| !l.contains("secrets")),
+        "no secrets: {rules:?}"
+    );
+}
