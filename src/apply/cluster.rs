@@ -180,6 +180,25 @@ impl KubeCluster {
         Ok(reply.body)
     }
 
+    /// Whether the object of `request` exists (any labels).
+    pub async fn exists(&self, request: &ApplyRequest) -> Result<bool, ApplyError> {
+        let resource = api_resource_of(request);
+        let url = DynamicObject::url_path(&resource, Some(&request.namespace));
+        let subject = subject_of(request);
+        let http_request = kube::core::Request::new(url)
+            .get(&request.name, &kube::api::GetParams::default())
+            .map_err(|e| ApplyError::BuildRequest {
+                subject: subject.clone(),
+                message: e.to_string(),
+            })?;
+        let reply = self.send(http_request, &subject).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        expect_success(reply, &subject)?;
+        Ok(true)
+    }
+
     /// Moves the `Update` ownership of the listed managers to our `Apply`
     /// entry, so that fields PaaSTA wrote and git later drops are removed by
     /// our next apply (Flux's field-manager migration). Guarded by a `test`

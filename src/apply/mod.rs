@@ -49,6 +49,10 @@ pub enum ApplyError {
     BuildRequest { subject: String, message: String },
     #[error("{subject}: failed to reach the Kubernetes API: {message}")]
     Transport { subject: String, message: String },
+    #[error(
+        "{subject} exists without PaaSTA's service/instance labels; it is not ours and is left untouched"
+    )]
+    NotOurs { subject: String },
     #[error("{subject}: the API server answered {code} {reason}: {message}")]
     Api {
         subject: String,
@@ -78,6 +82,7 @@ impl ApplyError {
         match self {
             ApplyError::Connect { .. } => "connect",
             ApplyError::BuildRequest { .. } => "request",
+            ApplyError::NotOurs { .. } => "not_ours",
             ApplyError::Transport { .. } => "transport",
             ApplyError::Api { code, .. } if *code == 409 => "conflict",
             ApplyError::Api { code, .. } if *code == 422 => "invalid",
@@ -169,6 +174,13 @@ async fn write(
     let Some(request) = &entry.apply else {
         return Ok(());
     };
+    // We list by PaaSTA's labels, so an object of someone else's under our
+    // name is invisible to the plan; a forced apply would adopt it.
+    if entry.action == Action::Create && cluster.exists(request).await? {
+        return Err(ApplyError::NotOurs {
+            subject: entry.subject.clone(),
+        });
+    }
     if !options.dry_run
         && !request.takeover_from.is_empty()
         && let Some(live) = &entry.live

@@ -16,24 +16,21 @@ use std::collections::BTreeSet;
 #[must_use]
 pub fn differing_paths(intent: &Value, live: &Json, ignored: &[FieldPath]) -> Vec<FieldPath> {
     let mut out = Vec::new();
-    walk(
-        intent,
-        Some(live),
-        &mut FieldPath::root(),
-        ignored,
-        &mut out,
-    );
+    walk(intent, Some(live), &mut Vec::new(), ignored, &mut out);
     out
 }
 
-fn walk(
-    intent: &Value,
+/// Borrowed keys on the way down; a `FieldPath` is only built for a hit, so
+/// an in-sync object costs no allocation.
+fn walk<'a>(
+    intent: &'a Value,
     live: Option<&Json>,
-    path: &mut FieldPath,
+    path: &mut Vec<&'a str>,
     ignored: &[FieldPath],
     out: &mut Vec<FieldPath>,
 ) {
-    if ignored.contains(path) {
+    // Ignored paths are metadata annotations and labels: check only there.
+    if path.len() == 3 && path[0] == "metadata" && ignored.iter().any(|i| i.is(path)) {
         return;
     }
     match intent {
@@ -47,7 +44,7 @@ fn walk(
         }
         _ => {
             if !live.is_some_and(|live| semantic_eq(intent, live)) {
-                out.push(path.clone());
+                out.push(FieldPath::of(path));
             }
         }
     }
@@ -88,8 +85,15 @@ pub fn semantic_eq(intent: &Value, live: &Json) -> bool {
 /// True when `path` (or a prefix of it that is a non-map leaf) exists in `intent`.
 #[must_use]
 pub fn intent_has(intent: &Value, path: &FieldPath) -> bool {
+    intent_has_keys(intent, path.keys())
+}
+
+/// [`intent_has`] over borrowed keys.
+#[must_use]
+pub fn intent_has_keys<S: AsRef<str>>(intent: &Value, keys: &[S]) -> bool {
     let mut node = intent;
-    for key in path.keys() {
+    for key in keys {
+        let key = key.as_ref();
         match node {
             Value::Map(map) => match map.get(key) {
                 Some(child) => node = child,

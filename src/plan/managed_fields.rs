@@ -7,6 +7,7 @@
 //! collapsed into the list itself.
 
 use super::path::FieldPath;
+use crate::value::Value;
 use serde_json::Value as Json;
 use std::collections::BTreeSet;
 
@@ -47,6 +48,90 @@ pub fn entries(object: &Json) -> Vec<ManagedEntry> {
             })
         })
         .collect()
+}
+
+/// The leaves of the `fieldsV1` tries of the entries `owned` selects, below
+/// the `scope` prefixes, that `intent` does not have. Walks the trie and the
+/// intent side by side without building field sets, so an in-sync object
+/// allocates nothing.
+pub fn missing_owned_leaves(
+    object: &Json,
+    owned: impl Fn(&str, &str) -> bool,
+    scope: &[&[&str]],
+    intent: &Value,
+) -> Vec<FieldPath> {
+    let mut out = Vec::new();
+    let Some(list) = object
+        .pointer("/metadata/managedFields")
+        .and_then(Json::as_array)
+    else {
+        return out;
+    };
+    for entry in list {
+        let manager = entry.get("manager").and_then(Json::as_str).unwrap_or("");
+        let operation = entry.get("operation").and_then(Json::as_str).unwrap_or("");
+        if !owned(manager, operation) {
+            continue;
+        }
+        let Some(trie) = entry.get("fieldsV1") else {
+            continue;
+        };
+        for prefix in scope {
+            let node = prefix.iter().try_fold(trie, |node, key| {
+                node.as_object()?
+                    .iter()
+                    .find(|(k, _)| k.strip_prefix("f:") == Some(key))
+                    .map(|(_, child)| child)
+            });
+            let Some(node) = node else {
+                continue;
+            };
+            let intent_node = prefix
+                .iter()
+                .try_fold(intent, |value, key| value.as_map()?.get(key));
+            let mut path: Vec<&str> = prefix.to_vec();
+            missing_leaves(node, intent_node, &mut path, &mut out);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn missing_leaves<'a>(
+    node: &'a Json,
+    intent: Option<&Value>,
+    path: &mut Vec<&'a str>,
+    out: &mut Vec<FieldPath>,
+) {
+    // A scalar or list in the intent covers everything below it.
+    if let Some(intent) = intent
+        && !matches!(intent, Value::Map(_))
+    {
+        return;
+    }
+    let Some(children) = node.as_object() else {
+        return;
+    };
+    let addresses_list_items = children
+        .keys()
+        .any(|key| key.starts_with("k:") || key.starts_with("v:") || key.starts_with("i:"));
+    let mut named = children
+        .iter()
+        .filter_map(|(key, child)| key.strip_prefix("f:").map(|name| (name, child)))
+        .peekable();
+    if named.peek().is_none() || addresses_list_items {
+        if intent.is_none() {
+            out.push(FieldPath::of(path));
+        }
+        return;
+    }
+    let intent_map = intent.and_then(Value::as_map);
+    for (name, child) in named {
+        path.push(name);
+        missing_leaves(child, intent_map.and_then(|m| m.get(name)), path, out);
+        path.pop();
+    }
 }
 
 /// The leaf paths of a `fieldsV1` trie: nodes without `f:` children.

@@ -342,6 +342,17 @@ pub fn plan(desired: &DesiredSet, live: &[LiveObject], policy: &Policy) -> Plan 
     }
 }
 
+/// The takeover managers that own something of `object` with `Update`.
+fn takeover_managers(object: &Json, policy: &Policy) -> Vec<String> {
+    let mut managers: Vec<String> = managed_fields::entries(object)
+        .into_iter()
+        .filter(|e| e.operation == "Update" && policy.takeover_managers.contains(&e.manager))
+        .map(|e| e.manager)
+        .collect();
+    managers.dedup();
+    managers
+}
+
 fn bare_entry(service: &str, instance: &str, action: Action) -> PlanEntry {
     PlanEntry {
         service: service.to_owned(),
@@ -365,10 +376,11 @@ fn plan_resource(
         subject: resource.subject(),
         action: Action::Create,
         apply: None,
-        live: live.map(|l| l.object.clone()),
-        desired: Some(resource.object.clone()),
+        live: None,
+        desired: None,
     };
     let Some(live) = live else {
+        entry.desired = Some(resource.object.clone());
         entry.apply = apply_request(resource, &resource.object, Vec::new())
             .map_err(|e| entry.action = Action::Failed(e))
             .ok();
@@ -418,40 +430,37 @@ fn plan_resource(
     {
         reasons.push(Reason::Drift(sha_labels[1].clone()));
     }
-    let managed = managed_fields::entries(&live.object);
-    let mut takeover_from: Vec<String> = Vec::new();
-    for entry_fields in &managed {
-        let ours =
-            entry_fields.manager == policy.field_manager && entry_fields.operation == "Apply";
-        let taken_over = policy.takeover_managers.contains(&entry_fields.manager)
-            && entry_fields.operation == "Update";
-        if !(ours || taken_over) {
-            continue;
-        }
-        if taken_over && !takeover_from.contains(&entry_fields.manager) {
-            takeover_from.push(entry_fields.manager.clone());
-        }
-        for path in &entry_fields.fields {
-            let in_scope = path.starts_with(&["spec"])
-                || path.starts_with(&["metadata", "labels"])
-                || path.starts_with(&["metadata", "annotations"]);
-            if in_scope && !compare::intent_has(&resource.object, path) {
-                let reason = Reason::FieldRemoved(path.clone());
-                if !reasons.contains(&reason) {
-                    reasons.push(reason);
-                }
-            }
+    let owned = |manager: &str, operation: &str| {
+        let ours = manager == policy.field_manager && operation == "Apply";
+        let taken_over =
+            operation == "Update" && policy.takeover_managers.iter().any(|m| m == manager);
+        ours || taken_over
+    };
+    let scope: [&[&str]; 3] = [
+        &["spec"],
+        &["metadata", "labels"],
+        &["metadata", "annotations"],
+    ];
+    for path in managed_fields::missing_owned_leaves(&live.object, owned, &scope, &resource.object)
+    {
+        let reason = Reason::FieldRemoved(path);
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
         }
     }
     if reasons.is_empty() {
         entry.action = Action::Unchanged;
         return entry;
     }
+    let takeover_from = takeover_managers(&live.object, policy);
     let body = if config_changed || image_changed {
         resource.object.clone()
     } else {
         keep_live_desired_state(&resource.object, live)
     };
+    // Kept for diffs of the entries that change; unchanged ones stay light.
+    entry.live = Some(live.object.clone());
+    entry.desired = Some(resource.object.clone());
     match apply_request(resource, &body, takeover_from) {
         Ok(request) => {
             entry.action = Action::Update(reasons);

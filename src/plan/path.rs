@@ -19,6 +19,12 @@ impl FieldPath {
         FieldPath(keys.iter().map(|k| (*k).to_owned()).collect())
     }
 
+    /// True when the path's keys are exactly `keys`.
+    #[must_use]
+    pub fn is(&self, keys: &[&str]) -> bool {
+        self.0.len() == keys.len() && self.0.iter().zip(keys).all(|(a, b)| a == b)
+    }
+
     #[must_use]
     pub fn is_root(&self) -> bool {
         self.0.is_empty()

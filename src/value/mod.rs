@@ -70,20 +70,27 @@ impl Map {
     /// The value under `key`, if any.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.position(key).map(|index| &self.entries[index].1)
     }
 
     /// Mutable access to the value under `key`, if any.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.entries
-            .iter_mut()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.position(key).map(|index| &mut self.entries[index].1)
+    }
+
+    /// String-keyed maps are in code point order, so a binary search finds
+    /// their keys; maps in Python's numeric key order (`9` before `10`) fall
+    /// back to a scan when the search misses.
+    fn position(&self, key: &str) -> Option<usize> {
+        match self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
+            Ok(index) => Some(index),
+            Err(_) => self.entries.iter().position(|(k, _)| k == key),
+        }
     }
 
     /// Removes `key` and returns its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        let index = self.entries.iter().position(|(k, _)| k == key)?;
+        let index = self.position(key)?;
         Some(self.entries.remove(index).1)
     }
 
@@ -223,6 +230,19 @@ mod tests {
         let keys: Vec<&String> = map.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["a", "b", "é"]);
         assert_eq!(map.get("b"), Some(&Value::Int(4)));
+    }
+
+    #[test]
+    fn lookup_works_in_python_numeric_key_order_too() {
+        let map = Map::from_sorted(vec![
+            ("9".to_owned(), Value::Int(1)),
+            ("10".to_owned(), Value::Int(2)),
+            ("100".to_owned(), Value::Int(3)),
+        ]);
+        assert_eq!(map.get("9"), Some(&Value::Int(1)));
+        assert_eq!(map.get("10"), Some(&Value::Int(2)));
+        assert_eq!(map.get("100"), Some(&Value::Int(3)));
+        assert_eq!(map.get("11"), None);
     }
 
     #[test]

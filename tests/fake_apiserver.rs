@@ -1,0 +1,1042 @@
+//! Tests of the fake kube-apiserver itself, mostly through kube's own client.
+
+mod support;
+
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::{Value as Json, json};
+use std::time::{Duration, Instant};
+use support::fake_apiserver::{FLINK_NAMESPACE, FakeApiServer, Fault};
+
+const NS: &str = FLINK_NAMESPACE;
+const FLINKS: &str = "/apis/yelp.com/v1alpha1/namespaces/paasta-flinks/flinks";
+const MERGE: &str = "application/merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
+
+async fn client(server: &FakeApiServer) -> kube::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = server.write_kubeconfig(dir.path());
+    let kubeconfig = Kubeconfig::read_from(&path).expect("kubeconfig parses");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("config from kubeconfig");
+    config.default_retry = false;
+    kube::Client::try_from(config).expect("client")
+}
+
+fn flink_resource() -> ApiResource {
+    ApiResource {
+        group: "yelp.com".into(),
+        version: "v1alpha1".into(),
+        api_version: "yelp.com/v1alpha1".into(),
+        kind: "Flink".into(),
+        plural: "flinks".into(),
+    }
+}
+
+async fn flinks(server: &FakeApiServer) -> Api<DynamicObject> {
+    Api::namespaced_with(client(server).await, NS, &flink_resource())
+}
+
+fn flink(name: &str, spec: Json) -> Json {
+    json!({
+        "apiVersion": "yelp.com/v1alpha1",
+        "kind": "Flink",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    })
+}
+
+fn to_json(object: &DynamicObject) -> Json {
+    serde_json::to_value(object).expect("serialise")
+}
+
+fn rv(object: &Json) -> String {
+    object["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("resourceVersion")
+        .to_owned()
+}
+
+fn entry<'a>(object: &'a Json, manager: &str, operation: &str) -> Option<&'a Json> {
+    object["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|e| e["manager"] == manager && e["operation"] == operation)
+}
+
+async fn apply(
+    api: &Api<DynamicObject>,
+    manager: &str,
+    config: &Json,
+    force: bool,
+) -> Result<Json, kube::Error> {
+    let mut params = PatchParams::apply(manager);
+    if force {
+        params = params.force();
+    }
+    let name = config["metadata"]["name"].as_str().expect("name");
+    api.patch(name, &params, &Patch::Apply(config))
+        .await
+        .map(|o| to_json(&o))
+}
+
+fn api_status(result: Result<Json, kube::Error>) -> Box<kube::core::Status> {
+    match result {
+        Err(kube::Error::Api(status)) => status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn apply_creates_and_identical_reapply_is_a_no_op() {
+    let server = FakeApiServer::with_flinks();
+    let api = flinks(&server).await;
+    let mut config = flink("a", json!({"replicas": 2, "jobs": ["x", "y"]}));
+    config["metadata"]["labels"] = json!({"app": "a"});
+
+    let created = apply(&api, "flink-gitops", &config, true)
+        .await
+        .expect("create via apply");
+    assert_eq!(
+        server
+            .requests()
+            .last()
+            .map(|r| r.method.clone())
+            .as_deref(),
+        Some("PATCH")
+    );
+    assert_eq!(created["metadata"]["generation"], 1);
+    assert!(
+        created["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| u.len() == 36)
+    );
+    assert!(
+        created["metadata"]["creationTimestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    let own = entry(&created, "flink-gitops", "Apply").expect("apply entry");
+    assert_eq!(own["apiVersion"], "yelp.com/v1alpha1");
+    assert_eq!(own["fieldsType"], "FieldsV1");
+    assert_eq!(
+        own["fieldsV1"],
+        json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {".": {}, "f:jobs": {}, "f:replicas": {}},
+        })
+    );
+
+    let again = apply(&api, "flink-gitops", &config, true)
+        .await
+        .expect("re-apply");
+    assert_eq!(
+        rv(&again),
+        rv(&created),
+        "identical apply must not bump resourceVersion"
+    );
+    assert_eq!(again, created);
+    assert_eq!(server.resource_version().to_string(), rv(&created));
+}
+
+#[tokio::test]
+async fn apply_removes_a_field_it_no_longer_applies() {
+    let server = FakeApiServer::with_flinks();
+    let api = flinks(&server).await;
+    apply(
+        &api,
+        "flink-gitops",
+        &flink("a", json!({"keep": 1, "drop": {"deep": true}})),
+        true,
+    )
+    .await
+    .expect("first apply");
+    let after = apply(&api, "flink-gitops", &flink("a", json!({"keep": 1})), true)
+        .await
+        .expect("second apply");
+    assert_eq!(after["spec"], json!({"keep": 1}));
+    assert_eq!(after["metadata"]["generation"], 2);
+    assert_eq!(
+        entry(&after, "flink-gitops", "Apply").expect("entry")["fieldsV1"],
+        json!({"f:spec": {".": {}, "f:keep": {}}})
+    );
+}
+
+#[tokio::test]
+async fn same_value_is_shared_and_survives_one_owner_letting_go() {
+    let server = FakeApiServer::with_flinks();
+    server.insert_as("OpenAPI-Generator", flink("a", json!({"x": 1, "y": 2})));
+    let api = flinks(&server).await;
+
+    let shared = apply(&api, "flink-gitops", &flink("a", json!({"x": 1})), false)
+        .await
+        .expect("same value: no conflict without force");
+    let paasta = entry(&shared, "OpenAPI-Generator", "Update").expect("paasta entry");
+    assert!(
+        paasta["fieldsV1"]["f:spec"].get("f:x").is_some(),
+        "PaaSTA keeps x"
+    );
+    let ours = entry(&shared, "flink-gitops", "Apply").expect("our entry");
+    assert!(
+        ours["fieldsV1"]["f:spec"].get("f:x").is_some(),
+        "we share x"
+    );
+
+    let after = apply(&api, "flink-gitops", &flink("a", json!({"z": 3})), false)
+        .await
+        .expect("stop applying x");
+    assert_eq!(
+        after["spec"],
+        json!({"x": 1, "y": 2, "z": 3}),
+        "x is still PaaSTA's"
+    );
+}
+
+#[tokio::test]
+async fn conflict_without_force_and_takeover_with_force() {
+    let server = FakeApiServer::with_flinks();
+    let seeded = server.insert_as("OpenAPI-Generator", flink("a", json!({"x": 1, "y": 2})));
+    let time = entry(&seeded, "OpenAPI-Generator", "Update").expect("entry")["time"]
+        .as_str()
+        .expect("time")
+        .to_owned();
+    let api = flinks(&server).await;
+
+    let status = api_status(apply(&api, "flink-gitops", &flink("a", json!({"x": 5})), false).await);
+    assert_eq!(status.code, 409);
+    assert_eq!(status.reason, "Conflict");
+    assert_eq!(
+        status.message,
+        format!(
+            "Apply failed with 1 conflict: conflict with \"OpenAPI-Generator\" using yelp.com/v1alpha1 at {time}: .spec.x"
+        )
+    );
+    let raw = server.raw("GET", &format!("{FLINKS}/a"), None, None).json();
+    assert_eq!(raw["spec"]["x"], 1, "nothing written on conflict");
+
+    let two = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a?fieldManager=flink-gitops"),
+        Some(APPLY),
+        Some(&flink("a", json!({"x": 5, "y": 6})).to_string()),
+    );
+    assert_eq!(two.status, 409);
+    let body = two.json();
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["status"], "Failure");
+    assert_eq!(
+        body["message"],
+        format!(
+            "Apply failed with 2 conflicts: conflicts with \"OpenAPI-Generator\" using yelp.com/v1alpha1 at {time}:\n- .spec.x\n- .spec.y"
+        )
+    );
+    assert_eq!(
+        body["details"]["causes"][0],
+        json!({
+            "type": "FieldManagerConflict",
+            "message": format!("conflict with \"OpenAPI-Generator\" using yelp.com/v1alpha1 at {time}"),
+            "field": ".spec.x",
+        })
+    );
+
+    let forced = apply(&api, "flink-gitops", &flink("a", json!({"x": 5})), true)
+        .await
+        .expect("force takes over");
+    assert_eq!(forced["spec"], json!({"x": 5, "y": 2}));
+    let paasta = entry(&forced, "OpenAPI-Generator", "Update").expect("paasta keeps y");
+    assert_eq!(paasta["fieldsV1"]["f:spec"], json!({".": {}, "f:y": {}}));
+}
+
+#[tokio::test]
+async fn dry_run_persists_nothing() {
+    let server = FakeApiServer::with_flinks();
+    let api = flinks(&server).await;
+    let created = apply(&api, "flink-gitops", &flink("a", json!({"x": 1})), true)
+        .await
+        .expect("apply");
+    let before = server.resource_version();
+
+    let params = PatchParams::apply("flink-gitops").force().dry_run();
+    let preview = api
+        .patch("a", &params, &Patch::Apply(flink("a", json!({"x": 2}))))
+        .await
+        .expect("dry-run apply");
+    assert_eq!(preview.data["spec"]["x"], 2, "the answer shows the result");
+    assert_eq!(
+        server.object("flinks", NS, "a").expect("stored")["spec"]["x"],
+        1
+    );
+    assert_eq!(server.resource_version(), before);
+
+    let new = api
+        .patch("b", &params, &Patch::Apply(flink("b", json!({"x": 2}))))
+        .await
+        .expect("dry-run create");
+    assert!(new.metadata.resource_version.is_none());
+    assert!(server.object("flinks", NS, "b").is_none());
+
+    let dry_delete = api
+        .delete(
+            "a",
+            &DeleteParams {
+                dry_run: true,
+                ..DeleteParams::default()
+            },
+        )
+        .await;
+    assert!(dry_delete.is_ok());
+    assert_eq!(server.object("flinks", NS, "a").expect("still there"), {
+        let mut c = created.clone();
+        c["metadata"]["resourceVersion"] = json!(rv(&created));
+        c
+    });
+    assert!(server.requests().iter().any(|r| r.is_dry_run()));
+    assert_eq!(
+        server.writes().len(),
+        1,
+        "only the first apply counts as a write"
+    );
+}
+
+#[tokio::test]
+async fn list_with_label_selectors_and_pagination() {
+    let server = FakeApiServer::with_flinks();
+    for (name, labels) in [
+        ("e", json!({"app": "a", "env": "prod"})),
+        ("d", json!({"app": "b", "env": "dev"})),
+        ("c", json!({"app": "c"})),
+        ("b", json!({"app": "a", "team": "x"})),
+        ("a", json!({})),
+    ] {
+        let mut object = flink(name, json!({"n": name}));
+        object["metadata"]["labels"] = labels;
+        server.insert_as("OpenAPI-Generator", object);
+    }
+    let api = flinks(&server).await;
+    let names = |list: &kube::core::ObjectList<DynamicObject>| {
+        list.items
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    for (selector, expected) in [
+        ("", vec!["a", "b", "c", "d", "e"]),
+        ("app", vec!["b", "c", "d", "e"]),
+        ("!app", vec!["a"]),
+        ("app=a", vec!["b", "e"]),
+        ("app==a", vec!["b", "e"]),
+        ("app!=a", vec!["a", "c", "d"]),
+        ("app in (a,b)", vec!["b", "d", "e"]),
+        ("app notin (a, b)", vec!["a", "c"]),
+        ("app=a,env", vec!["e"]),
+        ("app in (a),!team", vec!["e"]),
+    ] {
+        let list = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .expect("list");
+        assert_eq!(names(&list), expected, "selector {selector:?}");
+    }
+    let raw = server.raw(
+        "GET",
+        &format!("{FLINKS}?labelSelector=app%20in%20%28a%2Cc%29"),
+        None,
+        None,
+    );
+    assert_eq!(raw.json()["items"].as_array().map(Vec::len), Some(3));
+    let plus = server.raw(
+        "GET",
+        &format!("{FLINKS}?labelSelector=app+notin+(a)"),
+        None,
+        None,
+    );
+    assert_eq!(plus.json()["items"].as_array().map(Vec::len), Some(3));
+    let bad = server.raw(
+        "GET",
+        &format!("{FLINKS}?labelSelector=app%20in%20a"),
+        None,
+        None,
+    );
+    assert_eq!(bad.status, 400);
+
+    let list = server.raw("GET", FLINKS, None, None).json();
+    assert_eq!(list["apiVersion"], "yelp.com/v1alpha1");
+    assert_eq!(list["kind"], "FlinkList");
+    assert_eq!(
+        list["metadata"]["resourceVersion"],
+        server.resource_version().to_string()
+    );
+    assert_eq!(list["items"][0]["kind"], "Flink");
+    assert_eq!(list["items"][0]["apiVersion"], "yelp.com/v1alpha1");
+
+    let mut seen = Vec::new();
+    let mut params = ListParams::default().limit(2);
+    let mut pages = 0;
+    loop {
+        let page = api.list(&params).await.expect("page");
+        pages += 1;
+        assert!(page.items.len() <= 2);
+        seen.extend(names(&page));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => {
+                assert!(page.metadata.remaining_item_count.is_some());
+                params = ListParams::default().limit(2).continue_token(&token);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, vec!["a", "b", "c", "d", "e"]);
+
+    let selected = api
+        .list(&ListParams::default().labels("app").limit(3))
+        .await
+        .expect("limited");
+    assert_eq!(names(&selected), vec!["b", "c", "d"]);
+    assert!(selected.metadata.continue_.is_some());
+    assert!(selected.metadata.remaining_item_count.is_none());
+    let other_ns = server.raw(
+        "GET",
+        "/apis/yelp.com/v1alpha1/namespaces/elsewhere/flinks",
+        None,
+        None,
+    );
+    assert_eq!(other_ns.json()["items"], json!([]));
+    let all = server.raw(
+        "GET",
+        "/apis/yelp.com/v1alpha1/flinks?fieldSelector=metadata.name%3Dc",
+        None,
+        None,
+    );
+    assert_eq!(all.json()["items"][0]["metadata"]["name"], "c");
+}
+
+#[test]
+fn integral_floats_are_served_as_integers() {
+    let server = FakeApiServer::with_flinks();
+    let body = r#"{"apiVersion":"yelp.com/v1alpha1","kind":"Flink","metadata":{"name":"a"},"spec":{"p":2.0,"q":2.5,"r":[1.0,-3.0],"s":1e3}}"#;
+    let created = server.raw("POST", FLINKS, Some("application/json"), Some(body));
+    assert_eq!(created.status, 201);
+    let served = server.raw("GET", &format!("{FLINKS}/a"), None, None);
+    assert!(served.body.contains(r#""p":2,"#), "{}", served.body);
+    assert!(served.body.contains(r#""q":2.5"#));
+    assert!(served.body.contains(r#""r":[1,-3]"#));
+    assert!(served.body.contains(r#""s":1000"#));
+    let spec = &server.object("flinks", NS, "a").expect("object")["spec"];
+    assert!(spec["p"].is_i64());
+
+    // 2.0 and 2 are the same value: no change, no new resourceVersion.
+    let before = server.resource_version();
+    let same = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a?fieldManager=flink-gitops"),
+        Some(MERGE),
+        Some(r#"{"spec":{"p":2}}"#),
+    );
+    assert_eq!(same.status, 200);
+    assert_eq!(server.resource_version(), before);
+}
+
+#[tokio::test]
+async fn managed_fields_rewrite_lets_apply_remove_a_paasta_field() {
+    let server = FakeApiServer::with_flinks();
+    server.insert_as(
+        "OpenAPI-Generator",
+        flink("a", json!({"keep": 1, "gone": 2})),
+    );
+    let api = flinks(&server).await;
+
+    let first = apply(&api, "flink-gitops", &flink("a", json!({"keep": 1})), true)
+        .await
+        .expect("apply");
+    assert_eq!(first["spec"]["gone"], 2, "PaaSTA still owns gone");
+
+    // Fold PaaSTA's Update entry into our Apply entry.
+    let entries = first["metadata"]["managedFields"]
+        .as_array()
+        .expect("entries")
+        .clone();
+    let paasta = entries
+        .iter()
+        .find(|e| e["manager"] == "OpenAPI-Generator")
+        .expect("paasta");
+    let mut ours = paasta.clone();
+    ours["manager"] = json!("flink-gitops");
+    ours["operation"] = json!("Apply");
+    let patch = json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rv(&first)},
+        {"op": "replace", "path": "/metadata/managedFields", "value": [ours]},
+    ]);
+    let rewritten = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a?fieldManager=flink-gitops"),
+        Some(JSON_PATCH),
+        Some(&patch.to_string()),
+    );
+    assert_eq!(rewritten.status, 200, "{}", rewritten.body);
+    let rewritten = rewritten.json();
+    assert_eq!(
+        rewritten["metadata"]["managedFields"],
+        json!([ours]),
+        "entries set verbatim"
+    );
+    assert_ne!(rv(&rewritten), rv(&first));
+    assert_eq!(
+        rewritten["metadata"]["generation"],
+        first["metadata"]["generation"]
+    );
+
+    let stale = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a"),
+        Some(JSON_PATCH),
+        Some(&patch.to_string()),
+    );
+    assert_eq!(
+        stale.status, 422,
+        "the test op sees the new resourceVersion"
+    );
+
+    let after = apply(&api, "flink-gitops", &flink("a", json!({"keep": 1})), false)
+        .await
+        .expect("apply");
+    assert_eq!(
+        after["spec"],
+        json!({"keep": 1}),
+        "formerly PaaSTA-owned field removed"
+    );
+    assert_eq!(
+        after["metadata"]["managedFields"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        after["metadata"]["managedFields"]
+    );
+}
+
+#[tokio::test]
+async fn generation_counts_spec_changes_only() {
+    let server = FakeApiServer::with_flinks();
+    let api = flinks(&server).await;
+    let a = apply(&api, "m", &flink("a", json!({"x": 1})), true)
+        .await
+        .expect("create");
+    assert_eq!(a["metadata"]["generation"], 1);
+
+    let mut labelled = flink("a", json!({"x": 1}));
+    labelled["metadata"]["labels"] = json!({"l": "v"});
+    let b = apply(&api, "m", &labelled, true).await.expect("label");
+    assert_eq!(b["metadata"]["generation"], 1);
+    assert_ne!(rv(&b), rv(&a));
+
+    server.set_status("flinks", NS, "a", json!({"state": "running"}));
+    let c = server.object("flinks", NS, "a").expect("object");
+    assert_eq!(c["metadata"]["generation"], 1);
+    assert_ne!(rv(&c), rv(&b));
+    assert_eq!(c["status"]["state"], "running");
+
+    let mut changed = labelled.clone();
+    changed["spec"]["x"] = json!(2);
+    changed["status"] = json!({"state": "ignored"});
+    let d = apply(&api, "m", &changed, true).await.expect("spec change");
+    assert_eq!(d["metadata"]["generation"], 2);
+    assert_eq!(d["status"]["state"], "running", "status is a subresource");
+    assert!(
+        entry(&d, "m", "Apply").expect("entry")["fieldsV1"]
+            .get("f:status")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn crud_through_kube() {
+    let server = FakeApiServer::with_flinks();
+    let api = flinks(&server).await;
+    let object: DynamicObject =
+        serde_json::from_value(flink("a", json!({"x": 1}))).expect("object");
+    let pp = PostParams {
+        field_manager: Some("creator".into()),
+        ..PostParams::default()
+    };
+    let created = api.create(&pp, &object).await.expect("create");
+    assert_eq!(created.metadata.generation, Some(1));
+    let created_json = to_json(&created);
+    assert_eq!(
+        entry(&created_json, "creator", "Update").expect("entry")["fieldsV1"]["f:spec"],
+        json!({".": {}, "f:x": {}})
+    );
+    let again = api.create(&pp, &object).await;
+    let status = api_status(again.map(|o| to_json(&o)));
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (409, "AlreadyExists")
+    );
+    assert_eq!(status.message, "flinks.yelp.com \"a\" already exists");
+
+    let mut stale = created.clone();
+    stale.metadata.resource_version = Some("1".into());
+    stale.data["spec"]["x"] = json!(2);
+    let status = api_status(
+        api.replace("a", &PostParams::default(), &stale)
+            .await
+            .map(|o| to_json(&o)),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+
+    let mut fresh = created.clone();
+    fresh.data["spec"]["x"] = json!(2);
+    let replaced = api
+        .replace("a", &PostParams::default(), &fresh)
+        .await
+        .expect("replace");
+    assert_eq!(replaced.metadata.generation, Some(2));
+    assert_eq!(
+        entry(&to_json(&replaced), "unknown", "Update").expect("user-agent-less manager")["fieldsV1"]
+            ["f:spec"],
+        json!({"f:x": {}})
+    );
+
+    let got = api.get("a").await.expect("get");
+    assert_eq!(got.data["spec"]["x"], 2);
+    let deleted = api
+        .delete("a", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+    let status = deleted.right().expect("a Status");
+    assert_eq!(status.details.map(|d| d.name), Some("a".to_owned()));
+    let status = api_status(api.get("a").await.map(|o| to_json(&o)));
+    assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
+    assert_eq!(status.message, "flinks.yelp.com \"a\" not found");
+    assert!(api.delete("a", &DeleteParams::default()).await.is_err());
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count(),
+        2
+    );
+    let delete_body = server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "DELETE")
+        .expect("delete")
+        .body;
+    assert_eq!(delete_body["propagationPolicy"], "Foreground");
+}
+
+#[test]
+fn field_manager_defaults_to_the_user_agent_prefix() {
+    let server = FakeApiServer::with_flinks();
+    let body = flink("a", json!({"x": 1})).to_string();
+    let created = server.raw_as(
+        "OpenAPI-Generator/12.0.0/python",
+        "POST",
+        FLINKS,
+        Some("application/json"),
+        Some(&body),
+    );
+    assert_eq!(created.status, 201);
+    let object = created.json();
+    assert!(
+        entry(&object, "OpenAPI-Generator", "Update").is_some(),
+        "{object}"
+    );
+    let request = &server.requests()[0];
+    assert_eq!(
+        request.user_agent.as_deref(),
+        Some("OpenAPI-Generator/12.0.0/python")
+    );
+    assert_eq!(request.content_type.as_deref(), Some("application/json"));
+    assert_eq!(request.body["metadata"]["name"], "a");
+}
+
+#[test]
+fn merge_patch_moves_ownership_and_apply_then_conflicts_with_it() {
+    let server = FakeApiServer::with_flinks();
+    server.apply_as("flink-gitops", flink("a", json!({"x": 1, "y": 1})));
+    let edited = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a?fieldManager=kubectl-edit"),
+        Some(MERGE),
+        Some(r#"{"spec":{"x":9,"y":null}}"#),
+    );
+    assert_eq!(edited.status, 200);
+    let edited = edited.json();
+    assert_eq!(edited["spec"], json!({"x": 9}));
+    assert_eq!(
+        entry(&edited, "kubectl-edit", "Update").expect("edit entry")["fieldsV1"],
+        json!({"f:spec": {"f:x": {}}})
+    );
+    assert_eq!(
+        entry(&edited, "flink-gitops", "Apply").expect("keeps the spec map node")["fieldsV1"],
+        json!({"f:spec": {}}),
+        "it lost both leaves"
+    );
+
+    let conflict = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a?fieldManager=flink-gitops"),
+        Some(APPLY),
+        Some(&flink("a", json!({"x": 1, "y": 1})).to_string()),
+    );
+    assert_eq!(conflict.status, 409);
+    assert!(
+        conflict.json()["message"].as_str().is_some_and(
+            |m| m.contains("conflict with \"kubectl-edit\" using yelp.com/v1alpha1 at ")
+        )
+    );
+}
+
+#[test]
+fn an_appliers_own_update_entry_is_another_manager() {
+    let server = FakeApiServer::with_flinks();
+    server.insert_as("flink-gitops", flink("a", json!({"x": 1})));
+    let conflict = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a?fieldManager=flink-gitops"),
+        Some(APPLY),
+        Some(&flink("a", json!({"x": 2})).to_string()),
+    );
+    assert_eq!(
+        conflict.status, 409,
+        "as in kube-apiserver, entries are per manager and operation"
+    );
+}
+
+#[test]
+fn clearing_managed_fields_with_an_empty_entry() {
+    let server = FakeApiServer::with_flinks();
+    server.insert_as("OpenAPI-Generator", flink("a", json!({"x": 1})));
+    let ignored = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a"),
+        Some(MERGE),
+        Some(r#"{"metadata":{"managedFields":[]}}"#),
+    );
+    assert!(
+        ignored.json()["metadata"]["managedFields"].is_array(),
+        "an empty list is ignored"
+    );
+    let cleared = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a"),
+        Some(MERGE),
+        Some(r#"{"metadata":{"managedFields":[{}]}}"#),
+    );
+    assert_eq!(cleared.status, 200);
+    assert!(cleared.json()["metadata"].get("managedFields").is_none());
+}
+
+#[test]
+fn patch_types_and_validation() {
+    let server = FakeApiServer::with_flinks();
+    server.insert_as("OpenAPI-Generator", flink("a", json!({"x": 1})));
+    let path = format!("{FLINKS}/a");
+
+    let strategic = server.raw(
+        "PATCH",
+        &path,
+        Some("application/strategic-merge-patch+json"),
+        Some("{}"),
+    );
+    assert_eq!(strategic.status, 415);
+    assert_eq!(strategic.json()["reason"], "UnsupportedMediaType");
+
+    let failed = server.raw(
+        "PATCH",
+        &path,
+        Some(JSON_PATCH),
+        Some(r#"[{"op":"test","path":"/spec/x","value":2}]"#),
+    );
+    assert_eq!(failed.status, 422);
+    assert_eq!(failed.json()["reason"], "Invalid");
+    let ok = server.raw(
+        "PATCH",
+        &path,
+        Some(JSON_PATCH),
+        Some(r#"[{"op":"test","path":"/spec/x","value":1},{"op":"add","path":"/spec/l","value":[1]},{"op":"add","path":"/spec/l/-","value":2},{"op":"remove","path":"/spec/x"}]"#),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["spec"], json!({"l": [1, 2]}));
+    let missing = server.raw(
+        "PATCH",
+        &path,
+        Some(JSON_PATCH),
+        Some(r#"[{"op":"remove","path":"/spec/nope"}]"#),
+    );
+    assert_eq!(missing.status, 422);
+
+    let no_manager = server.raw(
+        "PATCH",
+        &path,
+        Some(APPLY),
+        Some(&flink("a", json!({})).to_string()),
+    );
+    assert_eq!(no_manager.status, 422);
+    assert_eq!(
+        no_manager.json()["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    let force_on_merge = server.raw(
+        "PATCH",
+        &format!("{path}?force=true"),
+        Some(MERGE),
+        Some("{}"),
+    );
+    assert_eq!(force_on_merge.status, 422);
+    let mut with_fields = flink("a", json!({}));
+    with_fields["metadata"]["managedFields"] = json!([]);
+    let managed_in_apply = server.raw(
+        "PATCH",
+        &format!("{path}?fieldManager=m"),
+        Some(APPLY),
+        Some(&with_fields.to_string()),
+    );
+    assert_eq!(managed_in_apply.status, 400);
+    let wrong_kind = server.raw(
+        "PATCH",
+        &format!("{path}?fieldManager=m"),
+        Some(APPLY),
+        Some(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#),
+    );
+    assert_eq!(wrong_kind.status, 400);
+    let wrong_name = server.raw(
+        "PATCH",
+        &format!("{path}?fieldManager=m"),
+        Some(APPLY),
+        Some(&flink("b", json!({})).to_string()),
+    );
+    assert_eq!(wrong_name.status, 400);
+    let missing_object = server.raw("PATCH", &format!("{FLINKS}/zzz"), Some(MERGE), Some("{}"));
+    assert_eq!(missing_object.status, 404);
+}
+
+#[tokio::test]
+async fn missing_namespace_and_unknown_kinds_are_404() {
+    let server = FakeApiServer::with_flinks();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client(&server).await, "nope", &flink_resource());
+    let mut config = flink("a", json!({}));
+    config["metadata"]["namespace"] = json!("nope");
+    let status = api_status(apply(&api, "flink-gitops", &config, true).await);
+    assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
+    assert_eq!(status.message, "namespaces \"nope\" not found");
+    let post = server.raw(
+        "POST",
+        "/apis/yelp.com/v1alpha1/namespaces/nope/flinks",
+        Some("application/json"),
+        Some(&config.to_string()),
+    );
+    assert_eq!(post.status, 404);
+
+    let unknown = server.raw(
+        "GET",
+        "/apis/yelp.com/v1alpha1/namespaces/paasta-flinks/sparks",
+        None,
+        None,
+    );
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["kind"], "Status");
+    let other_group = server.raw(
+        "GET",
+        "/apis/example.com/v1alpha1/namespaces/paasta-flinks/flinks",
+        None,
+        None,
+    );
+    assert_eq!(other_group.status, 404);
+}
+
+#[test]
+fn namespaces() {
+    let server = FakeApiServer::start();
+    assert_eq!(
+        server
+            .raw("GET", "/api/v1/namespaces/team", None, None)
+            .status,
+        404
+    );
+    let body = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team"}}"#;
+    let created = server.raw(
+        "POST",
+        "/api/v1/namespaces",
+        Some("application/json"),
+        Some(body),
+    );
+    assert_eq!(created.status, 201);
+    assert_eq!(created.json()["status"]["phase"], "Active");
+    let again = server.raw(
+        "POST",
+        "/api/v1/namespaces",
+        Some("application/json"),
+        Some(body),
+    );
+    assert_eq!(again.status, 409);
+    assert_eq!(again.json()["reason"], "AlreadyExists");
+    let got = server
+        .raw("GET", "/api/v1/namespaces/team", None, None)
+        .json();
+    assert_eq!(
+        got["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "team"
+    );
+    server.create_namespace("other");
+    assert_eq!(
+        server.raw("GET", "/api/v1/namespaces", None, None).json()["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn kube_reads_namespaces_and_version() {
+    let server = FakeApiServer::with_flinks();
+    let client = client(&server).await;
+    let version = client.apiserver_version().await.expect("version");
+    assert_eq!(version.major, "1");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+    let ns = namespaces.get(NS).await.expect("namespace");
+    assert_eq!(ns.metadata.name.as_deref(), Some(NS));
+    assert!(namespaces.get("absent").await.is_err());
+}
+
+#[test]
+fn injected_status_faults() {
+    let server = FakeApiServer::with_flinks();
+    server.insert_as("OpenAPI-Generator", flink("a", json!({})));
+    let path = format!("{FLINKS}/a");
+    for (code, reason) in [
+        (404_u16, "NotFound"),
+        (409, "Conflict"),
+        (422, "Invalid"),
+        (500, "InternalError"),
+    ] {
+        server.inject(Fault::status(code).method("GET").path("/flinks/a"));
+        let r = server.raw("GET", &path, None, None);
+        assert_eq!(r.status, code);
+        let body = r.json();
+        assert_eq!(body["kind"], "Status");
+        assert_eq!(body["status"], "Failure");
+        assert_eq!(body["code"], code);
+        assert_eq!(body["reason"], reason);
+        assert_eq!(
+            server.raw("GET", &path, None, None).status,
+            200,
+            "used up after one"
+        );
+    }
+
+    server.inject(Fault::status(429).retry_after(3).path("/flinks").times(2));
+    for _ in 0..2 {
+        let r = server.raw("GET", FLINKS, None, None);
+        assert_eq!(r.status, 429);
+        assert_eq!(r.header("retry-after"), Some("3"));
+        assert_eq!(r.json()["reason"], "TooManyRequests");
+        assert_eq!(r.json()["details"]["retryAfterSeconds"], 3);
+    }
+    assert_eq!(server.pending_faults(), 0);
+    assert_eq!(server.raw("GET", FLINKS, None, None).status, 200);
+
+    server.inject(Fault::status(500).method("PATCH"));
+    assert_eq!(
+        server.raw("GET", &path, None, None).status,
+        200,
+        "method filter"
+    );
+    assert_eq!(
+        server.raw("PATCH", &path, Some(MERGE), Some("{}")).status,
+        500
+    );
+
+    assert_eq!(server.count("GET", "/flinks/a"), 9);
+    assert_eq!(server.count("", "/flinks"), 13);
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.fault.is_some())
+            .count(),
+        7
+    );
+    server.clear_requests();
+    assert_eq!(server.requests().len(), 0);
+}
+
+#[tokio::test]
+async fn injected_delay_and_429_through_kube() {
+    let server = FakeApiServer::with_flinks();
+    let api = flinks(&server).await;
+    server.inject(Fault::delay(Duration::from_millis(300)).method("GET"));
+    let started = Instant::now();
+    api.list(&ListParams::default())
+        .await
+        .expect("delayed list succeeds");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    server.inject(Fault::status(429).retry_after(1));
+    let status = api_status(
+        api.list(&ListParams::default())
+            .await
+            .map(|l| json!(l.items.len())),
+    );
+    assert_eq!(status.code, 429);
+    assert_eq!(server.count("GET", "/flinks"), 2);
+    assert!(server.writes().is_empty());
+}
+
+#[tokio::test]
+async fn unchanged_replace_is_a_no_op_and_owned_maps_are_pruned_whole() {
+    let server = FakeApiServer::with_flinks();
+    let api = flinks(&server).await;
+    apply(
+        &api,
+        "m",
+        &flink("a", json!({"a": {"b": 1}, "keep": true})),
+        true,
+    )
+    .await
+    .expect("apply");
+    let live = api.get("a").await.expect("get");
+    let before = server.resource_version();
+    let same = api
+        .replace("a", &PostParams::default(), &live)
+        .await
+        .expect("replace with what was read");
+    assert_eq!(
+        server.resource_version(),
+        before,
+        "no change, no new resourceVersion"
+    );
+    assert_eq!(to_json(&same), to_json(&live));
+
+    let after = apply(&api, "m", &flink("a", json!({"keep": true})), true)
+        .await
+        .expect("apply without a");
+    assert_eq!(after["spec"], json!({"keep": true}));
+}
+
+#[test]
+fn malformed_managed_fields_in_a_write_keep_the_live_entries() {
+    let server = FakeApiServer::with_flinks();
+    let seeded = server.insert_as("OpenAPI-Generator", flink("a", json!({"x": 1})));
+    let patch = json!([{"op": "replace", "path": "/metadata/managedFields",
+                        "value": [{"manager": "m", "operation": "Apply", "fieldsV1": {}}]}]);
+    let r = server.raw(
+        "PATCH",
+        &format!("{FLINKS}/a"),
+        Some(JSON_PATCH),
+        Some(&patch.to_string()),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["metadata"]["managedFields"],
+        seeded["metadata"]["managedFields"],
+        "no fieldsType: the entries do not decode, the live ones stay"
+    );
+}
