@@ -25,7 +25,7 @@ const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn spec(index: usize) -> Value {
     Value::from_json(&json!({
-        "job_type": if index % 3 == 0 { "stateless" } else { "stateful" },
+        "job_type": if index.is_multiple_of(3) { "stateless" } else { "stateful" },
         "checkpoint_interval_ms": 60_000 + index,
         "deploy_group": "prod.everything",
         "taskmanager": {"cpus": 1.5, "mem": 4096, "instances": 2 + index % 7},
