@@ -5,6 +5,9 @@
 //! mapping keys of types that cannot be sorted together, keys JSON cannot
 //! carry. Non-finite floats and integers beyond 64 bits hash fine in Python
 //! but cannot be stored by the Kubernetes API, so they fail here as well.
+//!
+//! The field path of an error is only spelled out when there is an error:
+//! converting a valid tree allocates nothing beyond the values themselves.
 
 use super::yaml::{Mark, Node, NodeValue};
 use crate::value::{Map, Value, python_float_repr};
@@ -22,76 +25,160 @@ pub struct ConvertError {
 
 /// Converts `node`, whose field path is `field`, into a [`Value`].
 pub fn to_value(node: &Node, field: &str) -> Result<Value, ConvertError> {
-    let fail = |message: String| ConvertError {
-        mark: node.mark,
-        field: field.to_owned(),
-        message,
-    };
-    Ok(match &node.value {
+    convert_ref(node, &FieldPath::Root(field))
+}
+
+/// Like [`to_value`], but consumes the node and moves its strings into the
+/// value instead of copying them.
+pub fn into_value(node: Node, field: &str) -> Result<Value, ConvertError> {
+    convert_owned(node, &FieldPath::Root(field))
+}
+
+/// Where a node sits, spelled out only when an error needs it.
+enum FieldPath<'p> {
+    Root(&'p str),
+    Key(&'p FieldPath<'p>, &'p str),
+    Index(&'p FieldPath<'p>, usize),
+}
+
+impl FieldPath<'_> {
+    /// `main.flink_conf.start`, `jobs[1].when`.
+    fn render(&self) -> String {
+        match self {
+            FieldPath::Root(field) => (*field).to_owned(),
+            FieldPath::Key(parent, text) => {
+                let parent = parent.render();
+                if parent.is_empty() {
+                    (*text).to_owned()
+                } else {
+                    format!("{parent}.{text}")
+                }
+            }
+            FieldPath::Index(parent, index) => format!("{}[{index}]", parent.render()),
+        }
+    }
+
+    fn error(&self, mark: Mark, message: String) -> ConvertError {
+        ConvertError {
+            mark,
+            field: self.render(),
+            message,
+        }
+    }
+}
+
+fn convert_ref(node: &Node, path: &FieldPath<'_>) -> Result<Value, ConvertError> {
+    convert_ref_value(&node.value, node.mark, path)
+}
+
+fn convert_ref_value(
+    value: &NodeValue,
+    mark: Mark,
+    path: &FieldPath<'_>,
+) -> Result<Value, ConvertError> {
+    Ok(match value {
         NodeValue::Null => Value::Null,
         NodeValue::Bool(b) => Value::Bool(*b),
         NodeValue::Int(i) => {
             if i64::try_from(*i).is_err() && u64::try_from(*i).is_err() {
-                return Err(fail(format!(
-                    "the integer {i} does not fit in 64 bits; the Kubernetes API cannot store it"
-                )));
+                return Err(path.error(
+                    mark,
+                    format!(
+                        "the integer {i} does not fit in 64 bits; the Kubernetes API cannot store it"
+                    ),
+                ));
             }
             Value::Int(*i)
         }
         NodeValue::Float(f) => {
             if !f.is_finite() {
-                return Err(fail(format!(
-                    "`{}` is not a finite number; JSON and the Kubernetes API cannot store it (quote it to make it a string)",
-                    python_float_repr(*f)
-                )));
+                return Err(path.error(
+                    mark,
+                    format!(
+                        "`{}` is not a finite number; JSON and the Kubernetes API cannot store it (quote it to make it a string)",
+                        python_float_repr(*f)
+                    ),
+                ));
             }
             Value::Float(*f)
         }
-        NodeValue::Str(s) => Value::Str(s.clone()),
         NodeValue::Timestamp(text) => {
-            return Err(fail(format!(
-                "`{text}` is a YAML 1.1 timestamp; PaaSTA cannot hash a date (json.dumps fails), quote it to make it a string"
-            )));
+            return Err(path.error(
+                mark,
+                format!(
+                    "`{text}` is a YAML 1.1 timestamp; PaaSTA cannot hash a date (json.dumps fails), quote it to make it a string"
+                ),
+            ));
         }
-        NodeValue::Seq(items) => Value::Seq(
-            items
-                .iter()
-                .enumerate()
-                .map(|(index, item)| to_value(item, &format!("{field}[{index}]")))
-                .collect::<Result<_, _>>()?,
-        ),
+        NodeValue::Str(s) => Value::Str(s.clone()),
+        NodeValue::Seq(items) => {
+            let mut values = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                values.push(convert_ref(item, &FieldPath::Index(path, index))?);
+            }
+            Value::Seq(values)
+        }
         NodeValue::Map(mapping) => {
             let mut entries = Vec::with_capacity(mapping.len());
             for (key, item) in mapping.iter() {
-                let (sort_key, text) = key_text(key).map_err(|message| ConvertError {
-                    mark: key.mark,
-                    field: field.to_owned(),
-                    message,
-                })?;
-                let child_field = if field.is_empty() {
-                    text.clone()
-                } else {
-                    format!("{field}.{text}")
-                };
-                entries.push((sort_key, text, to_value(item, &child_field)?));
+                let (sort_key, text) =
+                    key_text(&key.value).map_err(|message| path.error(key.mark, message))?;
+                let value = convert_ref(item, &FieldPath::Key(path, &text))?;
+                entries.push((sort_key, text, value));
             }
-            sort_like_python(&mut entries).map_err(fail)?;
-            Value::Map(Map::from_sorted(
-                entries
-                    .into_iter()
-                    .map(|(_, text, value)| (text, value))
-                    .collect(),
-            ))
+            finish_map(entries, mark, path)?
         }
     })
 }
 
+fn convert_owned(node: Node, path: &FieldPath<'_>) -> Result<Value, ConvertError> {
+    match node.value {
+        NodeValue::Str(s) => Ok(Value::Str(s)),
+        NodeValue::Seq(items) => {
+            let mut values = Vec::with_capacity(items.len());
+            for (index, item) in items.into_iter().enumerate() {
+                values.push(convert_owned(item, &FieldPath::Index(path, index))?);
+            }
+            Ok(Value::Seq(values))
+        }
+        NodeValue::Map(mapping) => {
+            let mut entries = Vec::with_capacity(mapping.len());
+            for (key, item) in mapping.into_entries() {
+                let key_mark = key.mark;
+                let (sort_key, text) = match key.value {
+                    NodeValue::Str(s) => (SortKey::Str, s),
+                    other => key_text(&other).map_err(|message| path.error(key_mark, message))?,
+                };
+                let value = convert_owned(item, &FieldPath::Key(path, &text))?;
+                entries.push((sort_key, text, value));
+            }
+            finish_map(entries, node.mark, path)
+        }
+        other => convert_ref_value(&other, node.mark, path),
+    }
+}
+
+fn finish_map(
+    mut entries: Vec<(SortKey, String, Value)>,
+    mark: Mark,
+    path: &FieldPath<'_>,
+) -> Result<Value, ConvertError> {
+    sort_like_python(&mut entries).map_err(|message| path.error(mark, message))?;
+    Ok(Value::Map(Map::from_sorted(
+        entries
+            .into_iter()
+            .map(|(_, text, value)| (text, value))
+            .collect(),
+    )))
+}
+
 /// How Python orders a key when sorting: numbers (int, float, bool) compare
-/// with each other, strings with strings, `None` with nothing.
-#[derive(Debug, Clone, PartialEq)]
+/// with each other, strings with strings (by the key's text, which is the
+/// string itself), `None` with nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum SortKey {
     Number(f64, i128),
-    Str(String),
+    Str,
     Null,
 }
 
@@ -99,16 +186,16 @@ impl SortKey {
     fn class(&self) -> &'static str {
         match self {
             SortKey::Number(..) => "number",
-            SortKey::Str(_) => "string",
+            SortKey::Str => "string",
             SortKey::Null => "null",
         }
     }
 }
 
 /// The sort key and the JSON text of a mapping key, as `json.dumps` writes it.
-fn key_text(key: &Node) -> Result<(SortKey, String), String> {
-    Ok(match &key.value {
-        NodeValue::Str(s) => (SortKey::Str(s.clone()), s.clone()),
+fn key_text(key: &NodeValue) -> Result<(SortKey, String), String> {
+    Ok(match key {
+        NodeValue::Str(s) => (SortKey::Str, s.clone()),
         #[allow(clippy::cast_precision_loss)]
         NodeValue::Int(i) => (SortKey::Number(*i as f64, *i), i.to_string()),
         NodeValue::Bool(b) => (
@@ -139,8 +226,8 @@ fn sort_like_python(entries: &mut [(SortKey, String, Value)]) -> Result<(), Stri
             classes.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
-    entries.sort_by(|(a, _, _), (b, _, _)| match (a, b) {
-        (SortKey::Str(x), SortKey::Str(y)) => x.cmp(y),
+    entries.sort_by(|(a, x_text, _), (b, y_text, _)| match (a, b) {
+        (SortKey::Str, SortKey::Str) => x_text.cmp(y_text),
         (SortKey::Number(x, xi), SortKey::Number(y, yi)) => {
             x.partial_cmp(y).unwrap_or(Ordering::Equal).then(xi.cmp(yi))
         }

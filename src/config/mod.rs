@@ -2,12 +2,14 @@
 //! typed [`ConfigSet`] of one cluster, with PaaSTA's loading semantics.
 
 pub mod convert;
+pub mod deployments;
 mod diagnostic;
 pub mod scalar;
 pub mod settings;
 mod soa;
 pub mod yaml;
 
+pub use deployments::Deployments;
 pub use diagnostic::Diagnostic;
 pub use settings::{ApplySettings, KindSettings, Settings, SettingsError};
 pub use soa::{clusters_in, load};
@@ -38,8 +40,8 @@ pub struct ServiceConfig {
     pub name: String,
     /// Instances of every configured kind, in file order.
     pub instances: Vec<InstanceConfig>,
-    /// `deployments.json`, when the file exists.
-    pub deployments: Option<serde_json::Value>,
+    /// What the image lookup reads of `deployments.json`, when the file exists.
+    pub deployments: Option<Deployments>,
     /// `service.yaml`'s `docker_registry`.
     pub docker_registry: Option<String>,
     /// `deployments.json`'s user-facing path, for skip reasons.

@@ -6,7 +6,8 @@
 //! A service whose files cannot be read is [`ServiceState::Unknown`]; every
 //! other service loads regardless.
 
-use super::convert::to_value;
+use super::convert::{into_value, to_value};
+use super::deployments::Deployments;
 use super::yaml::{self, Limits, Mapping, Node, NodeValue};
 use super::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, ServiceState, Settings};
 use crate::source::{ServiceFiles, Snapshot};
@@ -204,9 +205,10 @@ impl ServiceLoader<'_> {
         defaults
     }
 
-    fn deployments_json(&mut self) -> Option<serde_json::Value> {
+    fn deployments_json(&mut self) -> Option<Deployments> {
         let bytes = self.files.files.get("deployments.json")?;
-        match serde_json::from_slice(bytes) {
+        let control_prefix = format!("{}:{}.", self.service, self.cluster);
+        match Deployments::parse(bytes, &control_prefix) {
             Ok(json) => Some(json),
             Err(e) => {
                 let path = self.path("deployments.json");
@@ -238,7 +240,7 @@ impl ServiceLoader<'_> {
         };
         let path = self.path(&file);
         let mut instances = Vec::new();
-        for (key, value) in user.iter() {
+        for (key, value) in user.into_entries() {
             let NodeValue::Str(instance) = &key.value else {
                 self.diagnostics.push(Diagnostic::at(
                     &path,
@@ -284,9 +286,9 @@ impl ServiceLoader<'_> {
                     continue;
                 }
                 Some(auto) => deep_merge(value, auto),
-                None => value.clone(),
+                None => value,
             };
-            instances.push(self.instance(instance, file_prefix, &path, key, &merged, defaults));
+            instances.push(self.instance(instance, file_prefix, &path, &key, merged, defaults));
         }
         instances
     }
@@ -297,11 +299,19 @@ impl ServiceLoader<'_> {
         file_prefix: &str,
         path: &str,
         key: &Node,
-        merged: &Node,
+        merged: Node,
         defaults: &ServiceDefaults,
     ) -> InstanceConfig {
-        let subject = format!("{}.{instance}", self.service);
-        let spec = to_value(merged, "").map_err(|e| {
+        let field = |name: &str| -> Option<Value> {
+            match &merged.value {
+                NodeValue::Map(mapping) => mapping.get(name).and_then(|n| to_value(n, name).ok()),
+                _ => None,
+            }
+        };
+        let deploy_group = field("deploy_group").or_else(|| defaults.deploy_group.clone());
+        let docker_url = field("docker_url").or_else(|| defaults.docker_url.clone());
+        let spec = into_value(merged, "").map_err(|e| {
+            let subject = format!("{}.{instance}", self.service);
             let field = if e.field.is_empty() {
                 "spec".to_owned()
             } else {
@@ -314,12 +324,6 @@ impl ServiceLoader<'_> {
                 format!("{subject}: {field}: {}", e.message),
             )
         });
-        let field = |name: &str| -> Option<Value> {
-            match &merged.value {
-                NodeValue::Map(mapping) => mapping.get(name).and_then(|n| to_value(n, name).ok()),
-                _ => None,
-            }
-        };
         InstanceConfig {
             service: self.service.to_owned(),
             instance: instance.to_owned(),
@@ -328,34 +332,39 @@ impl ServiceLoader<'_> {
             line: key.mark.line,
             column: key.mark.column,
             spec,
-            deploy_group: field("deploy_group").or_else(|| defaults.deploy_group.clone()),
-            docker_url: field("docker_url").or_else(|| defaults.docker_url.clone()),
+            deploy_group,
+            docker_url,
         }
     }
 }
 
 /// PaaSTA's `deep_merge_dictionaries(overrides, defaults)`: override keys win;
 /// where both sides are mappings, merge recursively; lists are replaced.
-fn deep_merge(overrides: &Node, defaults: &Node) -> Node {
-    let (NodeValue::Map(over), NodeValue::Map(base)) = (&overrides.value, &defaults.value) else {
-        return overrides.clone();
+fn deep_merge(overrides: Node, defaults: &Node) -> Node {
+    let NodeValue::Map(base) = &defaults.value else {
+        return overrides;
+    };
+    let mark = overrides.mark;
+    let over = match overrides.value {
+        NodeValue::Map(over) => over,
+        value => return Node { value, mark },
     };
     let mut result = base.clone();
-    for (key, value) in over.iter() {
-        let merged = match (&key.value, result_value(&result, key)) {
-            (_, Some(existing))
+    for (key, value) in over.into_entries() {
+        let merged = match result_value(&result, &key) {
+            Some(existing)
                 if matches!(value.value, NodeValue::Map(_))
                     && matches!(existing.value, NodeValue::Map(_)) =>
             {
                 deep_merge(value, existing)
             }
-            _ => value.clone(),
+            _ => value,
         };
-        result.insert(key.clone(), merged);
+        result.insert(key, merged);
     }
     Node {
         value: NodeValue::Map(result),
-        mark: overrides.mark,
+        mark,
     }
 }
 

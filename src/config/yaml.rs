@@ -77,11 +77,25 @@ impl NodeValue {
 }
 
 /// A Python dict: unique keys (by Python equality), insertion order.
-#[derive(Debug, Clone, PartialEq, Default)]
+///
+/// Small mappings (nearly all of them) find keys by a linear scan, which
+/// needs no allocation and makes cloning cheap (aliases clone anchored
+/// nodes); a mapping that grows past [`INDEX_FROM`] entries gets a hash index
+/// so that hostile files with huge mappings stay linear.
+#[derive(Debug, Clone, Default)]
 pub struct Mapping {
     entries: Vec<(Node, Node)>,
-    index: HashMap<KeyId, usize>,
+    index: Option<HashMap<KeyId, usize>>,
 }
+
+impl PartialEq for Mapping {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+/// Entry count from which a mapping keeps a hash index of its keys.
+const INDEX_FROM: usize = 16;
 
 /// Python dict-key identity: `1 == 1.0 == True`, NaN is never equal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -95,52 +109,118 @@ enum KeyId {
     Unique(usize),
 }
 
-impl Mapping {
-    fn key_id(&self, key: &Node) -> KeyId {
-        match &key.value {
-            NodeValue::Null => KeyId::Null,
-            NodeValue::Bool(b) => KeyId::Number(i128::from(*b)),
-            NodeValue::Int(i) => KeyId::Number(*i),
+/// [`KeyId`] without allocation, for the linear scan of small mappings.
+#[derive(Debug, Clone, Copy)]
+enum KeyRef<'k> {
+    Null,
+    Number(i128),
+    FloatBits(u64),
+    Str(&'k str),
+    Timestamp(&'k str),
+    SharedNan,
+    /// Equal to no other key (a fresh NaN, an unhashable key).
+    Unique,
+}
+
+impl KeyRef<'_> {
+    fn of(value: &NodeValue) -> KeyRef<'_> {
+        match value {
+            NodeValue::Null => KeyRef::Null,
+            NodeValue::Bool(b) => KeyRef::Number(i128::from(*b)),
+            NodeValue::Int(i) => KeyRef::Number(*i),
             // PyYAML's `.nan` is one shared object (equal to itself as a key);
             // `float("nan")` from a `!!float` tag is a fresh one each time.
             NodeValue::Float(f) if f.is_nan() && f.to_bits() != scalar::FRESH_NAN_BITS => {
-                KeyId::SharedNan
+                KeyRef::SharedNan
             }
-            NodeValue::Float(f) if f.is_nan() => KeyId::Unique(self.entries.len()),
+            NodeValue::Float(f) if f.is_nan() => KeyRef::Unique,
             #[allow(clippy::cast_possible_truncation)]
-            NodeValue::Float(f) if f.fract() == 0.0 && f.abs() < 1e30 => KeyId::Number(*f as i128),
-            NodeValue::Float(f) => KeyId::FloatBits(f.to_bits()),
-            NodeValue::Str(s) => KeyId::Str(s.clone()),
-            NodeValue::Timestamp(s) => KeyId::Timestamp(s.clone()),
+            NodeValue::Float(f) if f.fract() == 0.0 && f.abs() < 1e30 => KeyRef::Number(*f as i128),
+            NodeValue::Float(f) => KeyRef::FloatBits(f.to_bits()),
+            NodeValue::Str(s) => KeyRef::Str(s),
+            NodeValue::Timestamp(s) => KeyRef::Timestamp(s),
             // Unhashable keys are rejected before they get here.
-            NodeValue::Seq(_) | NodeValue::Map(_) => KeyId::Unique(self.entries.len()),
+            NodeValue::Seq(_) | NodeValue::Map(_) => KeyRef::Unique,
+        }
+    }
+
+    fn same(self, other: KeyRef<'_>) -> bool {
+        match (self, other) {
+            (KeyRef::Null, KeyRef::Null) | (KeyRef::SharedNan, KeyRef::SharedNan) => true,
+            (KeyRef::Number(a), KeyRef::Number(b)) => a == b,
+            (KeyRef::FloatBits(a), KeyRef::FloatBits(b)) => a == b,
+            (KeyRef::Str(a), KeyRef::Str(b)) | (KeyRef::Timestamp(a), KeyRef::Timestamp(b)) => {
+                a == b
+            }
+            _ => false,
+        }
+    }
+
+    /// The owned id of the key at `position`.
+    fn id(self, position: usize) -> KeyId {
+        match self {
+            KeyRef::Null => KeyId::Null,
+            KeyRef::Number(n) => KeyId::Number(n),
+            KeyRef::FloatBits(bits) => KeyId::FloatBits(bits),
+            KeyRef::Str(s) => KeyId::Str(s.to_owned()),
+            KeyRef::Timestamp(s) => KeyId::Timestamp(s.to_owned()),
+            KeyRef::SharedNan => KeyId::SharedNan,
+            KeyRef::Unique => KeyId::Unique(position),
+        }
+    }
+}
+
+impl Mapping {
+    /// The position of the key equal (as a Python dict key) to `key`.
+    fn position(&self, key: KeyRef<'_>) -> Option<usize> {
+        if matches!(key, KeyRef::Unique) {
+            return None;
+        }
+        match &self.index {
+            Some(index) => index.get(&key.id(usize::MAX)).copied(),
+            None => self
+                .entries
+                .iter()
+                .position(|(k, _)| key.same(KeyRef::of(&k.value))),
         }
     }
 
     /// Inserts like a Python dict: a repeated key keeps its first position and
     /// takes the new value.
     pub fn insert(&mut self, key: Node, value: Node) {
-        let id = self.key_id(&key);
-        if let Some(&position) = self.index.get(&id) {
+        let key_ref = KeyRef::of(&key.value);
+        if let Some(position) = self.position(key_ref) {
             self.entries[position].1 = value;
-        } else {
-            self.index.insert(id, self.entries.len());
-            self.entries.push((key, value));
+            return;
         }
+        let position = self.entries.len();
+        if let Some(index) = &mut self.index {
+            index.insert(key_ref.id(position), position);
+        } else if position + 1 >= INDEX_FROM {
+            let mut index: HashMap<KeyId, usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (KeyRef::of(&k.value).id(i), i))
+                .collect();
+            index.insert(key_ref.id(position), position);
+            self.index = Some(index);
+        }
+        self.entries.push((key, value));
     }
 
     /// The value under the string key `key`.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&Node> {
-        let position = self.index.get(&KeyId::Str(key.to_owned()))?;
-        Some(&self.entries[*position].1)
+        let position = self.position(KeyRef::Str(key))?;
+        Some(&self.entries[position].1)
     }
 
     /// The key node and value under the string key `key`.
     #[must_use]
     pub fn get_entry(&self, key: &str) -> Option<(&Node, &Node)> {
-        let position = self.index.get(&KeyId::Str(key.to_owned()))?;
-        let (k, v) = &self.entries[*position];
+        let position = self.position(KeyRef::Str(key))?;
+        let (k, v) = &self.entries[position];
         Some((k, v))
     }
 

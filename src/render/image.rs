@@ -3,6 +3,7 @@
 //! distinction between "not deployed yet" (a skip) and a broken entry (a
 //! failure).
 
+use crate::config::deployments::DockerImage;
 use crate::config::{InstanceConfig, ServiceConfig};
 use crate::value::Value;
 
@@ -32,7 +33,7 @@ pub fn lookup(
             service.deployments_path, service.name
         ));
     };
-    let Some(v2) = deployments.get("v2") else {
+    let Some(v2) = &deployments.v2 else {
         return ImageLookup::Invalid(format!(
             "{} has no \"v2\" section",
             service.deployments_path
@@ -66,7 +67,7 @@ pub fn lookup(
             service.name
         ))
     };
-    let Some(group) = v2.get("deployments").and_then(|d| d.get(&deploy_group)) else {
+    let Some(group) = v2.deployments.get(&deploy_group) else {
         return not_deployed();
     };
     let missing = |key: &str| {
@@ -75,14 +76,14 @@ pub fn lookup(
             service.name
         ))
     };
-    let Some(docker_image) = group.get("docker_image") else {
+    let Some(docker_image) = &group.docker_image else {
         return missing("docker_image");
     };
-    if group.get("git_sha").is_none() {
+    if !group.has_git_sha {
         return missing("git_sha");
     }
     let control = format!("{}:{branch}", service.name);
-    if v2.get("controls").and_then(|c| c.get(&control)).is_none() {
+    if !v2.controls.contains(&control) {
         return ImageLookup::NotDeployed(format!(
             "{} not configured for {control}. Has mark-for-deployment been run?",
             service.name
@@ -98,15 +99,15 @@ pub fn lookup(
         }
         None => {
             let image = match docker_image {
-                serde_json::Value::String(image) if !image.is_empty() => image,
-                serde_json::Value::String(_) | serde_json::Value::Null => {
+                DockerImage::Str(image) if !image.is_empty() => image,
+                DockerImage::Str(_) | DockerImage::Null => {
                     return ImageLookup::Invalid(
                         "Docker url not available because there is no docker_image".to_owned(),
                     );
                 }
-                other => {
+                DockerImage::Other(json) => {
                     return ImageLookup::Invalid(format!(
-                        "docker_image must be a string, found {other}"
+                        "docker_image must be a string, found {json}"
                     ));
                 }
             };
