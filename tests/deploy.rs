@@ -17,6 +17,10 @@ fn example_configuration_parses_and_documents_the_defaults() {
     .expect("example configuration");
     let defaults = Settings::default();
     assert_eq!(settings.apply, ApplySettings::default());
+    assert_eq!(
+        settings.prune,
+        flink_gitops::config::PruneSettings::default()
+    );
     assert_eq!(settings.kinds.len(), defaults.kinds.len());
     let (example, default) = (&settings.kinds[0], &defaults.kinds[0]);
     assert_eq!(example.file_prefix, default.file_prefix);
@@ -65,7 +69,10 @@ fn rbac_grants_only_what_the_reconciler_uses() {
         .collect();
     assert_eq!(
         verbs,
-        ["    verbs: [\"get\", \"list\", \"watch\", \"patch\"]"]
+        [
+            "    verbs: [\"get\", \"list\", \"watch\", \"patch\", \"delete\"]",
+            "    verbs: [\"create\", \"get\", \"list\", \"delete\"]",
+        ]
     );
     let rules: Vec<&str> = text
         .lines()

@@ -2,13 +2,17 @@
 
 mod support;
 
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value as Json, json};
 use std::time::{Duration, Instant};
-use support::fake_apiserver::{FLINK_NAMESPACE, FakeApiServer, Fault};
+use support::fake_apiserver::{
+    FLINK_NAMESPACE, FLINK_PLURAL, FakeApiServer, Fault, GcAction, GcEvent, JOB_PLURAL,
+    job_complete, job_failed, job_running, owner_reference,
+};
 
 const NS: &str = FLINK_NAMESPACE;
 const FLINKS: &str = "/apis/yelp.com/v1alpha1/namespaces/paasta-flinks/flinks";
@@ -1039,4 +1043,489 @@ fn malformed_managed_fields_in_a_write_keep_the_live_entries() {
         seeded["metadata"]["managedFields"],
         "no fieldsType: the entries do not decode, the live ones stay"
     );
+}
+
+const JOBS: &str = "/apis/batch/v1/namespaces/paasta-flinks/jobs";
+
+async fn jobs(server: &FakeApiServer) -> Api<Job> {
+    Api::namespaced(client(server).await, NS)
+}
+
+/// A shutdown Job as the prune feature creates it, owned by `owner` when given.
+fn shutdown_job(name: &str, owner: Option<&Json>) -> Json {
+    let mut job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": "shutdown"}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "shutdown", "image": "busybox"}],
+            }},
+        },
+    });
+    if let Some(owner) = owner {
+        job["metadata"]["ownerReferences"] = json!([owner_reference(owner)]);
+    }
+    job
+}
+
+fn owner_uids(object: &Json) -> Vec<String> {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .map(|refs| {
+            refs.iter()
+                .map(|r| r["uid"].as_str().expect("uid").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn gc_names(events: &[GcEvent]) -> Vec<(GcAction, String, String)> {
+    events
+        .iter()
+        .map(|e| (e.action, e.plural.clone(), e.name.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn jobs_create_get_list_by_label_and_conflict_on_recreate() {
+    let server = FakeApiServer::with_flinks();
+    let api = jobs(&server).await;
+    let mut body = shutdown_job("a-shutdown", None);
+    body["status"] = json!({"active": 3, "succeeded": 9});
+    let job: Job = serde_json::from_value(body).expect("job");
+    let pp = PostParams {
+        field_manager: Some("flink-gitops".into()),
+        ..PostParams::default()
+    };
+    let created = api.create(&pp, &job).await.expect("create");
+    let uid = created.metadata.uid.clone().expect("uid");
+    assert_eq!(uid.len(), 36);
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(created.metadata.resource_version.is_some());
+    assert_eq!(
+        created.status,
+        Some(JobStatus::default()),
+        "the status sent is ignored, an empty one is served"
+    );
+    let created_json = serde_json::to_value(&created).expect("json");
+    assert_eq!(created_json["status"], json!({}));
+    assert_eq!(
+        entry(&created_json, "flink-gitops", "Update").expect("entry")["apiVersion"],
+        "batch/v1"
+    );
+
+    let status = api_status(api.create(&pp, &job).await.map(|j| json!(j)));
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (409, "AlreadyExists")
+    );
+    assert_eq!(status.message, "jobs.batch \"a-shutdown\" already exists");
+
+    let got = api.get("a-shutdown").await.expect("get");
+    assert_eq!(got.metadata.uid.as_deref(), Some(uid.as_str()));
+    assert_eq!(got.spec.expect("spec").backoff_limit, Some(0));
+
+    let mut other = shutdown_job("b-other", None);
+    other["metadata"]["labels"] = json!({"app": "other"});
+    server.insert_as("someone", other);
+    let listed = api
+        .list(&ListParams::default().labels("app=shutdown"))
+        .await
+        .expect("list");
+    let names: Vec<_> = listed
+        .items
+        .iter()
+        .map(|j| j.metadata.name.clone().expect("name"))
+        .collect();
+    assert_eq!(names, ["a-shutdown"]);
+    assert_eq!(
+        api.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        2
+    );
+    assert_eq!(server.count("GET", JOBS), 3);
+
+    // A raw POST: status ignored, uid set; a merge patch keeps the status.
+    let raw = server.raw(
+        "POST",
+        JOBS,
+        Some("application/json"),
+        Some(
+            &json!({"apiVersion": "batch/v1", "kind": "Job",
+                     "metadata": {"name": "c"}, "spec": {},
+                     "status": {"failed": 1}})
+            .to_string(),
+        ),
+    );
+    assert_eq!(raw.status, 201, "{}", raw.body);
+    let served = server.object(JOB_PLURAL, NS, "c").expect("stored");
+    assert_eq!(served["status"], json!({}));
+    assert!(served["metadata"]["uid"].is_string());
+    server.set_job_status(NS, "c", job_running());
+    let patched = server.raw(
+        "PATCH",
+        &format!("{JOBS}/c"),
+        Some(MERGE),
+        Some(r#"{"metadata":{"labels":{"x":"1"}},"status":{"active":7}}"#),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(
+        patched.json()["status"],
+        server.object(JOB_PLURAL, NS, "c").expect("c")["status"]
+    );
+    assert_eq!(patched.json()["status"]["active"], 1);
+}
+
+#[tokio::test]
+async fn job_status_set_by_the_test_is_served() {
+    let server = FakeApiServer::with_flinks();
+    let api = jobs(&server).await;
+    let created = server.insert_as("flink-gitops", shutdown_job("a-shutdown", None));
+    let rv_before = rv(&created);
+
+    server.set_job_status(NS, "a-shutdown", job_running());
+    let running = api.get("a-shutdown").await.expect("get");
+    let status = running.status.clone().expect("status");
+    assert_eq!((status.active, status.ready), (Some(1), Some(1)));
+    assert!(status.start_time.is_some());
+    assert!(status.conditions.is_none());
+    assert_ne!(
+        running.metadata.resource_version.as_deref(),
+        Some(rv_before.as_str())
+    );
+    assert_eq!(
+        running.metadata.generation,
+        Some(1),
+        "status does not count"
+    );
+
+    server.set_job_status(NS, "a-shutdown", job_complete());
+    let complete = api.get("a-shutdown").await.expect("get");
+    let status = complete.status.expect("status");
+    let conditions = status.conditions.expect("conditions");
+    let types: Vec<_> = conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.status.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [("SuccessCriteriaMet", "True"), ("Complete", "True")]
+    );
+    assert_eq!(conditions[1].reason.as_deref(), Some("CompletionsReached"));
+    assert_eq!((status.succeeded, status.active), (Some(1), None));
+    assert!(status.completion_time.is_some());
+
+    server.set_job_status(NS, "a-shutdown", job_failed());
+    let failed = api.get("a-shutdown").await.expect("get");
+    let status = failed.status.expect("status");
+    let conditions = status.conditions.expect("conditions");
+    assert_eq!(conditions.last().map(|c| c.type_.as_str()), Some("Failed"));
+    assert_eq!(
+        conditions[1].reason.as_deref(),
+        Some("BackoffLimitExceeded")
+    );
+    assert_eq!((status.failed, status.succeeded), (Some(1), None));
+    assert!(status.completion_time.is_none());
+
+    // The status subresource serves the same.
+    let status_path = format!("{JOBS}/a-shutdown/status");
+    let via_status = server.raw("GET", &status_path, None, None);
+    assert_eq!(via_status.json()["status"]["failed"], 1);
+}
+
+#[tokio::test]
+async fn background_delete_of_a_flink_collects_its_job_only() {
+    let server = FakeApiServer::with_flinks();
+    let flinks_api = flinks(&server).await;
+    let a = server.apply_as("flink-gitops", flink("a", json!({"x": 1})));
+    let b = server.apply_as("flink-gitops", flink("b", json!({"x": 1})));
+    server.insert_as("flink-gitops", shutdown_job("a-shutdown", Some(&a)));
+    server.insert_as("flink-gitops", shutdown_job("b-shutdown", Some(&b)));
+    server.insert_as("flink-gitops", shutdown_job("unowned", None));
+    server.clear_requests();
+
+    let deleted = flinks_api
+        .delete("a", &DeleteParams::background())
+        .await
+        .expect("delete");
+    let status = deleted.right().expect("a Status");
+    assert_eq!(
+        status.details.map(|d| d.uid),
+        a["metadata"]["uid"].as_str().map(str::to_owned)
+    );
+    assert!(server.object(FLINK_PLURAL, NS, "a").is_none());
+    assert!(server.object(JOB_PLURAL, NS, "a-shutdown").is_none());
+    assert!(server.object(JOB_PLURAL, NS, "b-shutdown").is_some());
+    assert!(server.object(JOB_PLURAL, NS, "unowned").is_some());
+    assert!(server.object(FLINK_PLURAL, NS, "b").is_some());
+
+    let events = server.gc_deleted();
+    assert_eq!(
+        gc_names(&events),
+        [(
+            GcAction::Deleted,
+            "jobs".to_owned(),
+            "a-shutdown".to_owned()
+        )]
+    );
+    assert_eq!(events[0].group, "batch");
+    assert_eq!(events[0].namespace, NS);
+    assert_eq!(
+        events[0].owner_uid,
+        a["metadata"]["uid"].as_str().expect("uid")
+    );
+    assert_eq!(server.gc_events(), events);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "only the client's DELETE: {requests:?}");
+    assert_eq!(requests[0].path, format!("{FLINKS}/a"));
+    assert_eq!(requests[0].body["propagationPolicy"], "Background");
+    assert_eq!(server.count("", "/jobs"), 0);
+}
+
+#[tokio::test]
+async fn orphan_keeps_the_job_and_strips_the_owner_reference() {
+    let server = FakeApiServer::with_flinks();
+    let api = flinks(&server).await;
+    let a = server.apply_as("flink-gitops", flink("a", json!({"x": 1})));
+    let job = server.insert_as("flink-gitops", shutdown_job("a-shutdown", Some(&a)));
+    assert!(
+        entry(&job, "flink-gitops", "Update").expect("entry")["fieldsV1"]["f:metadata"]
+            .get("f:ownerReferences")
+            .is_some()
+    );
+
+    api.delete("a", &DeleteParams::orphan())
+        .await
+        .expect("delete");
+    assert!(server.object(FLINK_PLURAL, NS, "a").is_none());
+    let kept = server.object(JOB_PLURAL, NS, "a-shutdown").expect("kept");
+    assert!(kept["metadata"].get("ownerReferences").is_none(), "{kept}");
+    assert_ne!(rv(&kept), rv(&job), "the collector's patch is a write");
+    assert_eq!(kept["metadata"]["generation"], 1);
+    assert_eq!(kept["spec"], job["spec"]);
+    let fields = &entry(&kept, "flink-gitops", "Update").expect("entry")["fieldsV1"];
+    assert!(
+        fields["f:metadata"].get("f:ownerReferences").is_none(),
+        "{fields}"
+    );
+    assert!(server.gc_deleted().is_empty());
+    assert_eq!(
+        gc_names(&server.gc_events()),
+        [(
+            GcAction::Orphaned,
+            "jobs".to_owned(),
+            "a-shutdown".to_owned()
+        )]
+    );
+    assert_eq!(server.writes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_dependent_with_another_live_owner_only_loses_the_reference() {
+    let server = FakeApiServer::with_flinks();
+    let api = flinks(&server).await;
+    let a = server.apply_as("flink-gitops", flink("a", json!({})));
+    let b = server.apply_as("flink-gitops", flink("b", json!({})));
+    let mut shared = shutdown_job("shared", Some(&a));
+    shared["metadata"]["ownerReferences"] = json!([owner_reference(&a), owner_reference(&b)]);
+    server.insert_as("flink-gitops", shared);
+
+    api.delete("a", &DeleteParams::background())
+        .await
+        .expect("delete");
+    let kept = server
+        .object(JOB_PLURAL, NS, "shared")
+        .expect("b still owns it");
+    assert_eq!(
+        owner_uids(&kept),
+        [b["metadata"]["uid"].as_str().expect("uid")]
+    );
+    assert_eq!(
+        gc_names(&server.gc_events()),
+        [(GcAction::Orphaned, "jobs".to_owned(), "shared".to_owned())]
+    );
+
+    api.delete("b", &DeleteParams::default())
+        .await
+        .expect("delete");
+    assert!(
+        server.object(JOB_PLURAL, NS, "shared").is_none(),
+        "Background is the default"
+    );
+    assert_eq!(server.gc_deleted().len(), 1);
+}
+
+#[test]
+fn delete_options_in_the_body_or_the_query() {
+    let server = FakeApiServer::with_flinks();
+    let setup = |name: &str| {
+        let owner = server.apply_as("flink-gitops", flink(name, json!({})));
+        server.insert_as(
+            "flink-gitops",
+            shutdown_job(&format!("{name}-shutdown"), Some(&owner)),
+        );
+    };
+    let job_kept = |name: &str| server.object(JOB_PLURAL, NS, &format!("{name}-shutdown"));
+    let delete = |path: &str, body: Option<&str>| {
+        let response = server.raw("DELETE", path, body.map(|_| "application/json"), body);
+        (response.status, response.json())
+    };
+
+    // The DeleteOptions body of the Kubernetes docs' curl examples.
+    setup("body");
+    let (code, body) = delete(
+        &format!("{FLINKS}/body"),
+        Some(r#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Orphan"}"#),
+    );
+    assert_eq!(
+        (code, body["status"].as_str()),
+        (200, Some("Success")),
+        "{body}"
+    );
+    assert!(job_kept("body").is_some_and(|j| owner_uids(&j).is_empty()));
+
+    setup("query");
+    let (code, _) = delete(&format!("{FLINKS}/query?propagationPolicy=Orphan"), None);
+    assert_eq!(code, 200);
+    assert!(job_kept("query").is_some_and(|j| owner_uids(&j).is_empty()));
+
+    setup("deprecated");
+    let (code, _) = delete(&format!("{FLINKS}/deprecated?orphanDependents=true"), None);
+    assert_eq!(code, 200);
+    assert!(job_kept("deprecated").is_some());
+
+    setup("default");
+    let (code, _) = delete(&format!("{FLINKS}/default"), None);
+    assert_eq!(code, 200);
+    assert!(job_kept("default").is_none(), "Background by default");
+
+    // With a body, the query is not read.
+    setup("both");
+    let (code, _) = delete(
+        &format!("{FLINKS}/both?propagationPolicy=Orphan"),
+        Some(r#"{"propagationPolicy":"Background"}"#),
+    );
+    assert_eq!(code, 200);
+    assert!(job_kept("both").is_none());
+
+    setup("foreground");
+    let (code, _) = delete(
+        &format!("{FLINKS}/foreground"),
+        Some(r#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"}"#),
+    );
+    assert_eq!(code, 200);
+    assert!(job_kept("foreground").is_none());
+    assert!(server.object(FLINK_PLURAL, NS, "foreground").is_none());
+
+    // Invalid options: 422 after the lookup (404 first), nothing deleted.
+    setup("bad");
+    let (code, body) = delete(&format!("{FLINKS}/bad?propagationPolicy=Sometimes"), None);
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \
+         \"Sometimes\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+    );
+    let (code, body) = delete(
+        &format!("{FLINKS}/bad"),
+        Some(r#"{"propagationPolicy":"Orphan","orphanDependents":true}"#),
+    );
+    assert_eq!(code, 422, "{body}");
+    let (code, _) = delete(&format!("{FLINKS}/bad?orphanDependents=maybe"), None);
+    assert_eq!(code, 400);
+    let (code, _) = delete(
+        &format!("{FLINKS}/missing?propagationPolicy=Sometimes"),
+        None,
+    );
+    assert_eq!(code, 404);
+    assert!(server.object(FLINK_PLURAL, NS, "bad").is_some());
+    assert!(job_kept("bad").is_some_and(|j| owner_uids(&j).len() == 1));
+}
+
+#[tokio::test]
+async fn job_deletes_orphan_by_default_and_cascades_nest() {
+    let server = FakeApiServer::with_flinks();
+    let api = jobs(&server).await;
+    // Jobs owning Jobs stand in for a Job's Pods, which the fake does not serve.
+    let parent = server.insert_as("flink-gitops", shutdown_job("parent", None));
+    server.insert_as("flink-gitops", shutdown_job("child", Some(&parent)));
+    api.delete("parent", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let child = server
+        .object(JOB_PLURAL, NS, "child")
+        .expect("orphaned, not deleted");
+    assert!(owner_uids(&child).is_empty());
+    assert!(server.gc_deleted().is_empty());
+
+    // Flink -> Job -> Job: the collector deletes a dependent with an explicit
+    // policy, so the chain goes whole; foreground deletes the deepest first.
+    for (policy, expected) in [
+        (DeleteParams::background(), ["f-job", "f-job-child"]),
+        (DeleteParams::foreground(), ["f-job-child", "f-job"]),
+    ] {
+        server.remove_object(JOB_PLURAL, NS, "child");
+        let owner = server.apply_as("flink-gitops", flink("f", json!({})));
+        let job = server.insert_as("flink-gitops", shutdown_job("f-job", Some(&owner)));
+        server.insert_as("flink-gitops", shutdown_job("f-job-child", Some(&job)));
+        let before = server.gc_deleted().len();
+        flinks(&server)
+            .await
+            .delete("f", &policy)
+            .await
+            .expect("delete");
+        let names: Vec<_> = server.gc_deleted()[before..]
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        assert_eq!(names, expected, "{policy:?}");
+        assert!(server.objects(JOB_PLURAL, NS).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn dry_run_delete_deletes_no_job_and_collects_nothing() {
+    let server = FakeApiServer::with_flinks();
+    let a = server.apply_as("flink-gitops", flink("a", json!({})));
+    server.insert_as("flink-gitops", shutdown_job("a-shutdown", Some(&a)));
+    let before = server.resource_version();
+
+    let dry = DeleteParams::background().dry_run();
+    flinks(&server)
+        .await
+        .delete("a", &dry)
+        .await
+        .expect("dry-run delete of the flink");
+    jobs(&server)
+        .await
+        .delete("a-shutdown", &dry)
+        .await
+        .expect("dry-run delete of the job");
+    let raw = server.raw(
+        "DELETE",
+        &format!("{JOBS}/a-shutdown?dryRun=All&propagationPolicy=Background"),
+        None,
+        None,
+    );
+    assert_eq!(raw.status, 200, "{}", raw.body);
+
+    assert!(server.object(FLINK_PLURAL, NS, "a").is_some());
+    let job = server
+        .object(JOB_PLURAL, NS, "a-shutdown")
+        .expect("job kept");
+    assert_eq!(owner_uids(&job).len(), 1);
+    assert_eq!(server.resource_version(), before);
+    assert!(server.gc_events().is_empty());
+    assert!(server.requests().iter().all(|r| r.is_dry_run()));
+    assert!(server.writes().is_empty());
 }

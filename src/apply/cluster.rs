@@ -180,6 +180,31 @@ impl KubeCluster {
         Ok(reply.body)
     }
 
+    /// Sends a JSON request to `uri` (path and query) and returns the status
+    /// and body; retries as every request does.
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        content_type: Option<&str>,
+        body: Option<&Json>,
+        subject: &str,
+    ) -> Result<(StatusCode, Json), ApplyError> {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(content_type) = content_type {
+            builder = builder.header(http::header::CONTENT_TYPE, content_type);
+        }
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).unwrap_or_default())
+            .unwrap_or_default();
+        let request = builder.body(bytes).map_err(|e| ApplyError::BuildRequest {
+            subject: subject.to_owned(),
+            message: e.to_string(),
+        })?;
+        let reply = self.send(request, subject).await?;
+        Ok((reply.status, reply.body))
+    }
+
     /// Whether the object of `request` exists (any labels).
     pub async fn exists(&self, request: &ApplyRequest) -> Result<bool, ApplyError> {
         let resource = api_resource_of(request);

@@ -5,6 +5,7 @@
 //! stays with its instance and never stops the others.
 
 mod cluster;
+pub mod prune;
 mod retry;
 pub mod takeover;
 
@@ -191,6 +192,10 @@ async fn write(
     cluster
         .apply(request, &options.policy.field_manager, options.dry_run)
         .await?;
+    if request.cancel_prune && !options.dry_run {
+        prune::cancel(cluster, request, &options.policy.field_manager).await?;
+        tracing::info!(subject = %entry.subject, "prune cancelled: the instance is back in git");
+    }
     tracing::info!(subject = %entry.subject, action = entry.action.name(), dry_run = options.dry_run, "applied");
     Ok(())
 }

@@ -1,9 +1,12 @@
-//! `flink-gitops apply`: execute the plan.
+//! `flink-gitops apply`: execute the plan, and with `--prune` the prune steps.
 
 use super::live::{options, plan_against_cluster, runtime};
 use super::{ApplyArgs, CliError, ExitCode, plan_output};
-use crate::apply::{ApplyReport, execute};
+use crate::apply::prune::PruneResult;
+use crate::apply::{ApplyReport, execute, prune};
+use crate::plan::prune::{PruneAction, PrunePlan};
 use crate::plan::{Action, Plan};
+use crate::render::shutdown_job;
 use std::io::Write;
 
 pub fn run(
@@ -12,16 +15,33 @@ pub fn run(
     stderr: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
     let runtime = runtime()?;
-    let (plan, report, diagnostics) = runtime.block_on(async {
-        let live = plan_against_cluster(&args.cluster).await?;
+    let (plan, prunes, report, pruned, diagnostics) = runtime.block_on(async {
+        let live = plan_against_cluster(&args.cluster, args.allow_mass_prune).await?;
         let options = options(&live.settings, args.dry_run);
         let report = execute(&live.plan, &live.cluster, &options).await;
+        let pruned = if args.prune && !args.dry_run {
+            let template = match &live.settings.prune.job_template {
+                Some(template) => template.clone(),
+                None => shutdown_job::default_template().map_err(CliError::JobTemplate)?,
+            };
+            prune::execute(
+                &live.prunes,
+                &live.cluster,
+                &options.policy.field_manager,
+                &template,
+                &live.revision,
+                std::time::SystemTime::now(),
+            )
+            .await
+        } else {
+            Vec::new()
+        };
         let diagnostics: Vec<String> = live
             .desired
             .diagnostics()
             .map(ToString::to_string)
             .collect();
-        Ok::<_, CliError>((live.plan, report, diagnostics))
+        Ok::<_, CliError>((live.plan, live.prunes, report, pruned, diagnostics))
     })?;
     for diagnostic in &diagnostics {
         writeln!(stderr, "{diagnostic}")?;
@@ -31,8 +51,23 @@ pub fn run(
             writeln!(stderr, "error: {error}")?;
         }
     }
+    for result in &pruned {
+        if let Err(error) = &result.outcome {
+            writeln!(stderr, "error: prune of {}: {error}", result.subject)?;
+        }
+    }
     stdout.write_all(summary(&plan, &report, args.dry_run).as_bytes())?;
+    stdout.write_all(prune_summary(&prunes, &pruned, args.prune && !args.dry_run).as_bytes())?;
+    let prune_trouble = args.prune
+        && (pruned.iter().any(|r| r.outcome.is_err())
+            || prunes.entries.iter().any(|e| {
+                matches!(
+                    e.action,
+                    PruneAction::Failed | PruneAction::TimedOut | PruneAction::MassPruneBlocked
+                )
+            }));
     let failed = report.failures().next().is_some()
+        || prune_trouble
         || plan
             .entries
             .iter()
@@ -60,21 +95,16 @@ fn summary(plan: &Plan, report: &ApplyReport, dry_run: bool) -> String {
     if dry_run {
         out.push_str("dry run (dryRun=All): nothing was stored\n");
     }
-    out.push_str(&format!(
-        "{:<10} {:>8}\n{:<10} {:>8}\n{:<10} {:>8}\n{:<10} {:>8}\n{:<10} {:>8}\n{:<10} {:>8}\n",
-        "created",
-        done("create"),
-        "updated",
-        done("update"),
-        "unchanged",
-        count("unchanged"),
-        "skipped",
-        count("skip"),
-        "failed",
-        failed,
-        "orphaned",
-        plan.orphans.len(),
-    ));
+    for (label, value) in [
+        ("created", done("create")),
+        ("updated", done("update")),
+        ("unchanged", count("unchanged")),
+        ("skipped", count("skip")),
+        ("failed", failed),
+        ("orphaned", plan.orphans.len()),
+    ] {
+        out.push_str(&format!("{label:<10} {value:>8}\n"));
+    }
     for namespace in &report.namespaces_created {
         out.push_str(&format!("created namespace {namespace}\n"));
     }
@@ -83,5 +113,26 @@ fn summary(plan: &Plan, report: &ApplyReport, dry_run: bool) -> String {
         plan.cluster,
         plan_output::summary_line(plan)
     ));
+    out
+}
+
+/// One line per prune step; what was done when `executed`, else what
+/// `apply --prune` would do.
+fn prune_summary(prunes: &PrunePlan, results: &[PruneResult], executed: bool) -> String {
+    if prunes.entries.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    if !executed {
+        out.push_str("prunes (not executed: pass --prune):\n");
+    }
+    out.push_str(&plan_output::prunes_text(prunes));
+    if executed {
+        let done = results
+            .iter()
+            .filter(|r| r.outcome.is_ok() && r.action != "waiting")
+            .count();
+        out.push_str(&format!("prune steps executed: {done}\n"));
+    }
     out
 }

@@ -3,15 +3,20 @@
 use super::{CliError, ClusterArgs, load_inputs};
 use crate::apply::{ApplyOptions, KubeCluster, RetryPolicy};
 use crate::config::Settings;
+use crate::plan::prune::{self as prune_plan, PruneInputs, PrunePlan};
 use crate::plan::{self, LiveObject, Plan, Policy};
 use crate::render::DesiredSet;
 use crate::{config, render};
+use std::collections::BTreeMap;
 
 /// Everything a live command needs after planning.
 pub struct LivePlan {
     pub settings: Settings,
     pub desired: DesiredSet,
     pub plan: Plan,
+    pub prunes: PrunePlan,
+    /// The source revision, for the prune signal.
+    pub revision: String,
     pub cluster: KubeCluster,
 }
 
@@ -32,7 +37,10 @@ pub fn options(settings: &Settings, dry_run: bool) -> ApplyOptions {
 /// Renders the soa-configs, lists the live objects (one LIST per kind) and
 /// plans. `--service`/`--instance` narrow both sides, so that nothing outside
 /// the selection is ever reported as orphaned.
-pub async fn plan_against_cluster(args: &ClusterArgs) -> Result<LivePlan, CliError> {
+pub async fn plan_against_cluster(
+    args: &ClusterArgs,
+    allow_mass_prune: bool,
+) -> Result<LivePlan, CliError> {
     let (settings, snapshot) = load_inputs(&args.source)?;
     let cluster_name = args
         .cluster
@@ -73,10 +81,61 @@ pub async fn plan_against_cluster(args: &ClusterArgs) -> Result<LivePlan, CliErr
     });
     let policy = options(&settings, false).policy;
     let plan = plan::plan(&desired, &live, &policy);
+    let managed = live
+        .iter()
+        .filter(|o| {
+            o.identity().is_some()
+                && o.label(crate::render::meta::LABEL_CLUSTER) == Some(cluster_name.as_str())
+        })
+        .count();
+    // Jobs are only read when a prune is in progress: a cluster in sync
+    // costs exactly one LIST per kind.
+    let mut jobs = BTreeMap::new();
+    let namespaces: std::collections::BTreeSet<&str> = plan
+        .orphans
+        .iter()
+        .filter(|o| {
+            o.object
+                .annotation(prune_plan::ANNOTATION_REQUESTED_AT)
+                .is_some()
+        })
+        .map(|o| o.object.namespace())
+        .collect();
+    for namespace in namespaces {
+        for job in crate::apply::prune::list_jobs(&cluster, namespace)
+            .await
+            .map_err(CliError::Cluster)?
+        {
+            let name = job
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            jobs.insert((namespace.to_owned(), name), job);
+        }
+    }
+    // An empty tree is never a reason to prune everything.
+    let source_healthy = config_set.loaded_services().next().is_some();
+    let prunes = prune_plan::plan_prunes(
+        &plan.orphans,
+        &PruneInputs {
+            settings: &settings.prune,
+            jobs: &jobs,
+            managed,
+            allow_mass_prune,
+            source_healthy,
+            now: std::time::SystemTime::now(),
+        },
+    );
     Ok(LivePlan {
         settings,
         desired,
         plan,
+        prunes,
+        revision: snapshot
+            .revision
+            .clone()
+            .unwrap_or_else(|| "local".to_owned()),
         cluster,
     })
 }

@@ -91,6 +91,13 @@ pub struct ApplyArgs {
     /// Send every write with dryRun=All: the API server validates, nothing is stored.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run the prune protocol for clusters removed from soa-configs (stop
+    /// with a savepoint through the shutdown Job, then delete).
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: go past the mass-prune guard this once.
+    #[arg(long, requires = "prune")]
+    pub allow_mass_prune: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,6 +176,8 @@ pub enum CliError {
     },
     #[error(transparent)]
     Cluster(crate::apply::ApplyError),
+    #[error("invalid shutdown Job template: {0}")]
+    JobTemplate(String),
     #[error("failed to write the output")]
     Write(#[from] std::io::Error),
 }

@@ -1,6 +1,7 @@
 //! Pure renderers of a [`Plan`]: text for terminals, markdown, and JSON with
 //! a versioned schema (`flink-gitops/plan/v1`) for other tools.
 
+use crate::plan::prune::PrunePlan;
 use crate::plan::{Action, Plan, PlanEntry, Reason, path::FieldPath};
 use crate::value::{Map, Value, yaml_out};
 use serde_json::{Value as Json, json};
@@ -97,6 +98,7 @@ fn reason_json(reason: &Reason) -> Json {
         Reason::Changed(path) => json!({"type": "changed", "path": path.to_string()}),
         Reason::Drift(path) => json!({"type": "drift", "path": path.to_string()}),
         Reason::FieldRemoved(path) => json!({"type": "field_removed", "path": path.to_string()}),
+        Reason::PruneCancelled => json!({"type": "prune_cancelled"}),
     }
 }
 
@@ -107,7 +109,87 @@ fn message(action: &Action) -> Option<&str> {
     }
 }
 
-/// `flink-gitops/plan/v1`: see the README for the schema.
+/// The prune steps as JSON objects.
+fn prunes_json(prunes: &PrunePlan) -> Json {
+    let entries: Vec<Json> = prunes
+        .entries
+        .iter()
+        .map(|p| {
+            json!({
+                "service": p.orphan.service,
+                "instance": p.orphan.instance,
+                "subject": p.orphan.subject,
+                "action": p.action.name(),
+                "job": p.job.as_ref().map(|(name, state)| json!({"name": name, "state": state.name()})),
+                "message": p.message,
+            })
+        })
+        .collect();
+    json!({"entries": entries, "mass_prune_blocked": prunes.mass_prune_blocked})
+}
+
+/// `flink-gitops/plan/v1` with the prune steps: see the README for the schema.
+#[must_use]
+pub fn json_with_prunes(plan: &Plan, prunes: &PrunePlan) -> String {
+    let mut document: Json = serde_json::from_str(&json(plan)).unwrap_or(Json::Null);
+    document["prunes"] = prunes_json(prunes);
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The prune steps for terminals.
+#[must_use]
+pub fn prunes_text(prunes: &PrunePlan) -> String {
+    let mut out = String::new();
+    for entry in &prunes.entries {
+        let job = entry
+            .job
+            .as_ref()
+            .map(|(name, state)| format!(" [Job {name}: {}]", state.name()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- {} ({}.{}): {}: {}{job}",
+            entry.orphan.subject,
+            entry.orphan.service,
+            entry.orphan.instance,
+            entry.action.name(),
+            entry.message
+        );
+    }
+    if let Some(why) = &prunes.mass_prune_blocked {
+        let _ = writeln!(out, "MassPruneBlocked: {why}");
+    }
+    out
+}
+
+/// The prune steps as a markdown list.
+#[must_use]
+pub fn prunes_markdown(prunes: &PrunePlan) -> String {
+    if prunes.entries.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("#### Prunes\n\n");
+    for entry in &prunes.entries {
+        let _ = writeln!(
+            out,
+            "- `{}` ({}.{}): **{}**: {}",
+            entry.orphan.subject,
+            entry.orphan.service,
+            entry.orphan.instance,
+            entry.action.name(),
+            entry.message
+        );
+    }
+    if let Some(why) = &prunes.mass_prune_blocked {
+        let _ = writeln!(out, "\n**MassPruneBlocked**: {why}");
+    }
+    out.push('\n');
+    out
+}
+
+/// `flink-gitops/plan/v1` without prune steps.
 #[must_use]
 pub fn json(plan: &Plan) -> String {
     let entries: Vec<Json> = plan
@@ -286,6 +368,7 @@ mod tests {
                 name: "svc-main".into(),
                 body: body.clone(),
                 takeover_from: vec![],
+                cancel_prune: false,
             }),
             live: Some(live),
             desired: Some(Value::from_json(&body)),

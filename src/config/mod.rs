@@ -11,7 +11,9 @@ pub mod yaml;
 
 pub use deployments::Deployments;
 pub use diagnostic::Diagnostic;
-pub use settings::{ApplySettings, KindSettings, Settings, SettingsError};
+pub use settings::{
+    ApplySettings, KindSettings, PruneMode, PruneSettings, Settings, SettingsError,
+};
 pub use soa::{clusters_in, load};
 
 use crate::value::Value;

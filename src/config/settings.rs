@@ -40,6 +40,89 @@ pub struct Settings {
     /// How changes are written to the cluster.
     #[serde(default)]
     pub apply: ApplySettings,
+    /// How clusters removed from soa-configs are stopped and deleted.
+    #[serde(default)]
+    pub prune: PruneSettings,
+}
+
+/// What pruning does with a cluster whose instance left soa-configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PruneMode {
+    /// Signal stop, run the shutdown Job (savepoints), delete after it succeeds.
+    ShutdownJob,
+    /// Only signal stop through the annotations; the operator does the rest.
+    AnnotateOnly,
+    /// Delete at once, as PaaSTA's cleanup_kubernetes_cr does (opt-in).
+    Delete,
+    /// Never prune.
+    Off,
+}
+
+/// The `prune` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneSettings {
+    #[serde(default = "default_prune_mode")]
+    pub mode: PruneMode,
+    /// How long a shutdown Job may run before the prune is reported timed
+    /// out (the resource is kept), e.g. `30m`.
+    #[serde(default = "default_prune_timeout", with = "duration_text")]
+    pub timeout: std::time::Duration,
+    /// At most this many new prunes per cycle; above it nothing new is pruned.
+    #[serde(default = "default_max_per_cycle")]
+    pub max_per_cycle: usize,
+    /// At most this fraction of the managed objects may be pruned at once.
+    #[serde(default = "default_max_fraction")]
+    pub max_fraction: f64,
+    /// Delete a failed shutdown Job and run it again (default: keep the
+    /// resource and report PruneFailed until someone acts).
+    #[serde(default)]
+    pub retry_failed: bool,
+    /// A batch/v1 Job manifest used for shutdown Jobs; default:
+    /// `deploy/prune/shutdown-job.yaml`, built in.
+    #[serde(default)]
+    pub job_template: Option<serde_json::Value>,
+}
+
+fn default_prune_mode() -> PruneMode {
+    PruneMode::ShutdownJob
+}
+fn default_prune_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30 * 60)
+}
+fn default_max_per_cycle() -> usize {
+    10
+}
+fn default_max_fraction() -> f64 {
+    0.25
+}
+
+impl Default for PruneSettings {
+    fn default() -> Self {
+        PruneSettings {
+            mode: default_prune_mode(),
+            timeout: default_prune_timeout(),
+            max_per_cycle: default_max_per_cycle(),
+            max_fraction: default_max_fraction(),
+            retry_failed: false,
+            job_template: None,
+        }
+    }
+}
+
+/// Durations written as text: `90s`, `30m`, `1h 30m`.
+mod duration_text {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("`{text}` is not a duration like 30m: {e}"))
+        })
+    }
 }
 
 /// The `apply` section: how changes are written.
@@ -168,6 +251,7 @@ impl Default for Settings {
             autotuned_defaults: false,
             kinds: default_kinds(),
             apply: ApplySettings::default(),
+            prune: PruneSettings::default(),
         }
     }
 }
@@ -239,6 +323,21 @@ impl Settings {
             return Err(invalid(
                 "apply",
                 "concurrency and retry_attempts must be at least 1".to_owned(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.prune.max_fraction) {
+            return Err(invalid(
+                "prune",
+                "max_fraction must be between 0 and 1".to_owned(),
+            ));
+        }
+        if let Some(template) = &self.prune.job_template
+            && (template.get("kind").and_then(serde_json::Value::as_str) != Some("Job")
+                || template.pointer("/spec/template/spec/containers").is_none())
+        {
+            return Err(invalid(
+                "prune",
+                "job_template must be a batch/v1 Job with spec.template.spec.containers".to_owned(),
             ));
         }
         if self.kinds.is_empty() {
@@ -355,6 +454,21 @@ mod tests {
             }
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn prune_section_parses_durations_and_modes() {
+        let settings = Settings::parse(
+            "prune: {mode: annotate-only, timeout: 1h 30m, max_per_cycle: 3}\n",
+            "f.yaml",
+        )
+        .expect("prune");
+        assert_eq!(settings.prune.mode, PruneMode::AnnotateOnly);
+        assert_eq!(settings.prune.timeout, std::time::Duration::from_secs(5400));
+        assert_eq!(settings.prune.max_per_cycle, 3);
+        assert!(Settings::parse("prune: {mode: sometimes}\n", "f.yaml").is_err());
+        assert!(Settings::parse("prune: {timeout: soon}\n", "f.yaml").is_err());
+        assert!(Settings::parse("prune: {job_template: {kind: Pod}}\n", "f.yaml").is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 pub mod compare;
 pub mod managed_fields;
 pub mod path;
+pub mod prune;
 
 use crate::render::{DesiredResource, DesiredSet, meta};
 use crate::value::Value;
@@ -137,6 +138,9 @@ pub enum Reason {
     Drift(FieldPath),
     /// A field we own live is gone from git.
     FieldRemoved(FieldPath),
+    /// The instance came back while it was being pruned: the prune is
+    /// cancelled and the resource runs again.
+    PruneCancelled,
 }
 
 impl fmt::Display for Reason {
@@ -152,6 +156,10 @@ impl fmt::Display for Reason {
             Reason::Changed(path) => write!(f, "{path} changed"),
             Reason::Drift(path) => write!(f, "drift at {path}"),
             Reason::FieldRemoved(path) => write!(f, "{path} removed from git"),
+            Reason::PruneCancelled => write!(
+                f,
+                "back in git while being pruned: cancels the prune and runs it again"
+            ),
         }
     }
 }
@@ -198,6 +206,9 @@ pub struct ApplyRequest {
     pub body: Json,
     /// Managers whose ownership must move to ours before applying.
     pub takeover_from: Vec<String>,
+    /// The object was being pruned: after the apply, drop the prune
+    /// signal's fields and delete the shutdown Job.
+    pub cancel_prune: bool,
 }
 
 /// One line of the plan.
@@ -424,6 +435,10 @@ fn plan_resource(
             Reason::Drift(path)
         });
     }
+    let cancel_prune = live.annotation(prune::ANNOTATION_REQUESTED_AT).is_some();
+    if cancel_prune {
+        reasons.push(Reason::PruneCancelled);
+    }
     // A legacy config_sha label out of step with the main one is drift too.
     if !config_changed
         && live.label(meta::LABEL_LEGACY_CONFIG_SHA) != Some(resource.config_sha.as_str())
@@ -453,7 +468,7 @@ fn plan_resource(
         return entry;
     }
     let takeover_from = takeover_managers(&live.object, policy);
-    let body = if config_changed || image_changed {
+    let body = if config_changed || image_changed || cancel_prune {
         resource.object.clone()
     } else {
         keep_live_desired_state(&resource.object, live)
@@ -462,7 +477,8 @@ fn plan_resource(
     entry.live = Some(live.object.clone());
     entry.desired = Some(resource.object.clone());
     match apply_request(resource, &body, takeover_from) {
-        Ok(request) => {
+        Ok(mut request) => {
+            request.cancel_prune = cancel_prune;
             entry.action = Action::Update(reasons);
             entry.apply = Some(request);
         }
@@ -510,6 +526,7 @@ fn apply_request(
         name: resource.name.clone(),
         body,
         takeover_from,
+        cancel_prune: false,
     })
 }
 

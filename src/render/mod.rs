@@ -9,6 +9,7 @@ pub mod flink;
 pub mod image;
 pub mod meta;
 mod names;
+pub mod shutdown_job;
 
 use crate::config::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, Settings};
 use crate::value::Value;

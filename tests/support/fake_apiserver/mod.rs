@@ -1,11 +1,12 @@
 //! An in-process fake kube-apiserver for tests.
 //!
 //! Speaks real HTTP on 127.0.0.1 and copies the documented kube-apiserver
-//! behaviour the reconciler relies on: namespaced custom resources with
-//! get/list/create/update/patch/delete, server-side apply with managed
-//! fields, conflicts and pruning, label selectors, chunked lists, dry runs,
-//! resource versions and generations. Each behaviour's doc comment names the
-//! Kubernetes documentation page it follows.
+//! behaviour the reconciler relies on: namespaced custom resources and
+//! `batch/v1` Jobs with get/list/create/update/patch/delete, server-side
+//! apply with managed fields, conflicts and pruning, label selectors,
+//! chunked lists, dry runs, resource versions and generations, and
+//! cascading deletion of dependents by owner reference. Each behaviour's doc
+//! comment names the Kubernetes documentation page it follows.
 //!
 //! ```ignore
 //! let server = FakeApiServer::start();
@@ -20,12 +21,16 @@
 //! (managedFields entries and `Update` ownership), [`fields`] (field sets
 //! and the `fieldsV1` encoding), [`patch`] (merge and JSON patch),
 //! [`selector`] (label/field selectors), [`state`] (storage, commit rules),
-//! [`status`] (`Status` errors), [`faults`] (fault and request types),
-//! [`raw`] (a tiny blocking HTTP client for raw requests).
+//! [`gc`] (delete options and the garbage collector), [`jobs`] (Job status
+//! builders, owner references), [`status`] (`Status` errors), [`faults`]
+//! (fault and request types), [`raw`] (a tiny blocking HTTP client for raw
+//! requests).
 
 mod discovery;
 mod faults;
 mod fields;
+mod gc;
+mod jobs;
 mod managed;
 mod namespaces;
 mod ops;
@@ -39,6 +44,10 @@ mod status;
 mod util;
 
 pub use faults::{Fault, RecordedRequest};
+pub use gc::{GcAction, GcEvent};
+// Used by some test binaries only.
+#[allow(unused_imports)]
+pub use jobs::{job_complete, job_failed, job_running, owner_reference};
 pub use raw::RawResponse;
 
 use serde_json::{Value as Json, json};
@@ -56,6 +65,12 @@ pub const FLINK_VERSION: &str = "v1alpha1";
 pub const FLINK_KIND: &str = "Flink";
 pub const FLINK_PLURAL: &str = "flinks";
 pub const FLINK_NAMESPACE: &str = "paasta-flinks";
+
+/// `batch/v1` Jobs (https://kubernetes.io/docs/concepts/workloads/controllers/job/).
+pub const JOB_GROUP: &str = "batch";
+pub const JOB_VERSION: &str = "v1";
+pub const JOB_KIND: &str = "Job";
+pub const JOB_PLURAL: &str = "jobs";
 
 /// A running fake apiserver; dropping it stops the server.
 pub struct FakeApiServer {
@@ -144,8 +159,9 @@ impl FakeApiServer {
         path
     }
 
-    /// Registers a namespaced custom resource kind. Requests for an
-    /// unregistered group/version/plural get 404.
+    /// Registers a namespaced resource kind (a custom resource, or a
+    /// built-in one served the same way, see [`Self::register_jobs`]).
+    /// Requests for an unregistered group/version/plural get 404.
     pub fn register_kind(&self, group: &str, version: &str, kind: &str, plural: &str) {
         let kind = Kind {
             group: group.to_owned(),
@@ -164,6 +180,16 @@ impl FakeApiServer {
         self.register_kind(FLINK_GROUP, FLINK_VERSION, FLINK_KIND, FLINK_PLURAL);
     }
 
+    /// Registers `jobs.batch/v1` at `/apis/batch/v1/namespaces/{ns}/jobs`.
+    /// Jobs are served like custom resources, with the Job's own rules:
+    /// `status` is a subresource (ignored in writes, `{}` on create), a
+    /// delete without a propagation policy orphans the Job's dependents (see
+    /// [`gc::default_propagation`]); `spec` is neither defaulted nor
+    /// validated, see [`jobs`].
+    pub fn register_jobs(&self) {
+        self.register_kind(JOB_GROUP, JOB_VERSION, JOB_KIND, JOB_PLURAL);
+    }
+
     /// Creates a namespace (no error if it exists).
     pub fn create_namespace(&self, name: &str) {
         let mut state = lock(&self.shared);
@@ -173,10 +199,12 @@ impl FakeApiServer {
         }
     }
 
-    /// The flink set-up most tests want: the kind and `paasta-flinks`.
+    /// The flink set-up most tests want: the Flink kind, Jobs and
+    /// `paasta-flinks`.
     pub fn with_flinks() -> Self {
         let server = Self::start();
         server.register_flink();
+        server.register_jobs();
         server.create_namespace(FLINK_NAMESPACE);
         server
     }
@@ -261,7 +289,8 @@ impl FakeApiServer {
             .collect()
     }
 
-    /// Deletes an object directly (no request recorded); whether it existed.
+    /// Deletes an object directly (no request recorded, no garbage
+    /// collection of its dependents); whether it existed.
     pub fn remove_object(&self, plural: &str, ns: &str, name: &str) -> bool {
         let mut state = lock(&self.shared);
         let Some(kind) = state.kind_by_plural(plural) else {
@@ -294,6 +323,28 @@ impl FakeApiServer {
         stored.object["status"] = status;
         stored.object["metadata"]["resourceVersion"] = json!(rv);
         state.objects.insert(key, stored);
+    }
+
+    /// [`Self::set_status`] for a Job: `status` as the Job controller would
+    /// write it, e.g. [`job_running`], [`job_complete`], [`job_failed`].
+    pub fn set_job_status(&self, ns: &str, name: &str, status: Json) {
+        self.set_status(JOB_PLURAL, ns, name, status);
+    }
+
+    /// Every action of the garbage collector so far, in order; these are
+    /// not requests and do not appear in [`Self::requests`].
+    pub fn gc_events(&self) -> Vec<GcEvent> {
+        lock(&self.shared).gc.clone()
+    }
+
+    /// The objects the garbage collector deleted, in order.
+    pub fn gc_deleted(&self) -> Vec<GcEvent> {
+        lock(&self.shared)
+            .gc
+            .iter()
+            .filter(|e| e.action == GcAction::Deleted)
+            .cloned()
+            .collect()
     }
 
     /// The latest `resourceVersion` handed out.

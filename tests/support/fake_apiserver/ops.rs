@@ -4,6 +4,7 @@
 //! (get, list, create, update = PUT, patch, delete).
 
 use super::fields::untracked;
+use super::gc;
 use super::managed::{self, Managed};
 use super::patch::{PatchError, json_patch, merge_patch};
 use super::selector::{FieldSelector, LabelSelector};
@@ -423,16 +424,21 @@ pub fn apply(
 }
 
 /// `DELETE .../{plural}/{name}`: 200 with a `Success` Status, 404 when
-/// absent. `propagationPolicy` (query or body) is accepted and has no
-/// effect (the fake has no dependents); `preconditions.resourceVersion` /
-/// `preconditions.uid` in the body must match (409)
-/// (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/delete-options/).
+/// absent. `preconditions.resourceVersion` / `preconditions.uid` in the body
+/// must match (409)
+/// (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/delete-options/);
+/// `options` must be valid (422, see [`gc::DeleteOptions::propagation`]),
+/// checked after the lookup and before the preconditions, as the apiserver
+/// does. The object's dependents are then handled by the garbage collector
+/// per the propagation policy, see [`gc::delete`]. A dry run checks all of
+/// this and deletes nothing.
 pub fn delete(
     state: &mut State,
     kind: &Kind,
     ns: &str,
     name: &str,
     body: &Json,
+    options: &gc::DeleteOptions,
     dry_run: bool,
 ) -> Result<(u16, Json), ApiError> {
     let key = State::key(kind, ns, name);
@@ -445,6 +451,7 @@ pub fn delete(
         .pointer("/metadata/uid")
         .cloned()
         .unwrap_or(Json::Null);
+    let policy = options.propagation(kind)?;
     if let Some(pre) = body.get("preconditions") {
         let live_rv = live.object.pointer("/metadata/resourceVersion");
         if let Some(rv) = pre.get("resourceVersion").filter(|v| !v.is_null())
@@ -466,8 +473,7 @@ pub fn delete(
         }
     }
     if !dry_run {
-        state.objects.remove(&key);
-        state.bump();
+        gc::delete(state, &key, policy);
     }
     Ok((200, delete_success(&kind.plural, &kind.group, name, &uid)))
 }

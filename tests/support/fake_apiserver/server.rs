@@ -1,6 +1,7 @@
 //! The HTTP side: recording, faults, routing, responses.
 
 use super::faults::RecordedRequest;
+use super::gc::DeleteOptions;
 use super::ops::{self, APPLY, JSON_PATCH, MERGE, STRATEGIC};
 use super::state::{Kind, State};
 use super::status::ApiError;
@@ -298,7 +299,8 @@ fn object(
         ),
         "DELETE" => {
             let dry = dry_run(incoming)? || body_dry_run(&incoming.body);
-            ops::delete(state, kind, ns, name, &incoming.body, dry)
+            let options = DeleteOptions::parse(&incoming.body, &incoming.query)?;
+            ops::delete(state, kind, ns, name, &incoming.body, &options, dry)
         }
         "PATCH" => {
             let media = media_type(incoming);

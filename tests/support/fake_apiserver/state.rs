@@ -1,6 +1,7 @@
 //! What the fake stores, and how a write is committed.
 
 use super::faults::{Fault, RecordedRequest};
+use super::gc::GcEvent;
 use super::managed::Managed;
 use super::util::{new_uid, normalize_numbers, now_rfc3339};
 use serde_json::{Map, Value as Json, json};
@@ -19,6 +20,11 @@ impl Kind {
     /// `group/version`.
     pub fn api_version(&self) -> String {
         format!("{}/{}", self.group, self.version)
+    }
+
+    /// `batch/v1` Jobs.
+    pub fn is_job(&self) -> bool {
+        self.group == "batch" && self.version == "v1" && self.plural == "jobs"
     }
 }
 
@@ -60,6 +66,8 @@ pub struct State {
     pub resource_version: u64,
     pub requests: Vec<RecordedRequest>,
     pub faults: Vec<Fault>,
+    /// What the garbage collector did, in order (not client requests).
+    pub gc: Vec<GcEvent>,
 }
 
 /// The object's `metadata`, created as `{}` when missing.
@@ -122,7 +130,11 @@ impl State {
     /// (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#status-subresource:
     /// "The .metadata.generation value is incremented for all changes,
     /// except for changes to .metadata or .status"); `status` is kept from
-    /// the live object because it is a subresource (same page).
+    /// the live object because it is a subresource (same page). A create
+    /// drops the `status` sent; a Job is created with an empty `status: {}`
+    /// until its controller writes one, as the Job API serves it (its
+    /// `JobStatus` is a struct, never omitted:
+    /// https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/job-v1/#JobStatus).
     ///
     /// Every write that changes the stored object takes a new
     /// `resourceVersion` from the one global counter; a write that changes
@@ -180,7 +192,11 @@ impl State {
                 meta.insert("generation".into(), json!(1));
                 meta.remove("resourceVersion");
                 if let Some(map) = new.object.as_object_mut() {
-                    map.remove("status");
+                    if kind.is_job() {
+                        map.insert("status".into(), json!({}));
+                    } else {
+                        map.remove("status");
+                    }
                 }
                 true
             }

@@ -1,0 +1,305 @@
+//! IO: executing the prune steps (see `plan::prune` for the protocol).
+//!
+//! The stop signal is written by a second field manager
+//! (`<field_manager>-prune`) so that it never disturbs the ownership of the
+//! resource's own fields, and so that a cancelled prune can drop exactly the
+//! signal's fields by applying an empty configuration under that manager.
+
+use super::{ApplyError, KubeCluster};
+use crate::plan::prune::{
+    ANNOTATION_REQUESTED_AT, ANNOTATION_REVISION, PruneAction, PruneEntry, PrunePlan,
+};
+use crate::plan::{ApplyRequest, LiveObject};
+use crate::render::meta;
+use crate::render::shutdown_job;
+use http::{Method, StatusCode};
+use serde_json::{Value as Json, json};
+use std::time::SystemTime;
+
+/// What happened to one prune step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruneResult {
+    pub service: String,
+    pub instance: String,
+    pub subject: String,
+    pub action: &'static str,
+    pub message: String,
+    pub outcome: Result<(), ApplyError>,
+}
+
+/// The manager that writes the stop signal.
+#[must_use]
+pub fn prune_manager(field_manager: &str) -> String {
+    format!("{field_manager}-prune")
+}
+
+/// Executes every step of `plan` that writes; the others are reported.
+pub async fn execute(
+    plan: &PrunePlan,
+    cluster: &KubeCluster,
+    field_manager: &str,
+    job_template: &Json,
+    revision: &str,
+    now: SystemTime,
+) -> Vec<PruneResult> {
+    let mut results = Vec::with_capacity(plan.entries.len());
+    for entry in &plan.entries {
+        let outcome = step(entry, cluster, field_manager, job_template, revision, now).await;
+        match &outcome {
+            Ok(()) if entry.action.writes() => {
+                tracing::info!(subject = %entry.orphan.subject, action = entry.action.name(), "{}", entry.message);
+            }
+            Ok(()) => {}
+            Err(error) => {
+                tracing::warn!(subject = %entry.orphan.subject, %error, "prune step failed")
+            }
+        }
+        results.push(PruneResult {
+            service: entry.orphan.service.clone(),
+            instance: entry.orphan.instance.clone(),
+            subject: entry.orphan.subject.clone(),
+            action: entry.action.name(),
+            message: entry.message.clone(),
+            outcome,
+        });
+    }
+    results
+}
+
+#[tracing::instrument(skip_all, fields(service = %entry.orphan.service, instance = %entry.orphan.instance))]
+async fn step(
+    entry: &PruneEntry,
+    cluster: &KubeCluster,
+    field_manager: &str,
+    job_template: &Json,
+    revision: &str,
+    now: SystemTime,
+) -> Result<(), ApplyError> {
+    let live = &entry.orphan.object;
+    match entry.action {
+        PruneAction::Signal { create_job } => {
+            signal(cluster, live, field_manager, revision, now).await?;
+            if create_job {
+                create_job_for(cluster, live, job_template).await?;
+            }
+            Ok(())
+        }
+        PruneAction::CreateJob => create_job_for(cluster, live, job_template).await,
+        PruneAction::Retry => {
+            if let Some((name, _)) = &entry.job {
+                delete_job(cluster, live.namespace(), name).await?;
+            }
+            create_job_for(cluster, live, job_template).await
+        }
+        PruneAction::Delete => delete_resource(cluster, live).await,
+        PruneAction::Wait
+        | PruneAction::Failed
+        | PruneAction::TimedOut
+        | PruneAction::Signalled
+        | PruneAction::Disabled
+        | PruneAction::MassPruneBlocked => Ok(()),
+    }
+}
+
+fn resource_path(api_version: &str, plural: &str, namespace: &str, name: &str) -> String {
+    format!("/apis/{api_version}/namespaces/{namespace}/{plural}/{name}")
+}
+
+/// Server-side applies the stop annotations under the prune manager.
+async fn signal(
+    cluster: &KubeCluster,
+    live: &LiveObject,
+    field_manager: &str,
+    revision: &str,
+    now: SystemTime,
+) -> Result<(), ApplyError> {
+    let body = json!({
+        "apiVersion": live.api_version,
+        "kind": live.kind,
+        "metadata": {
+            "name": live.name(),
+            "namespace": live.namespace(),
+            "annotations": {
+                meta::ANNOTATION_DESIRED_STATE: "stop",
+                meta::ANNOTATION_LEGACY_DESIRED_STATE: "stop",
+                ANNOTATION_REQUESTED_AT: humantime::format_rfc3339_seconds(now).to_string(),
+                ANNOTATION_REVISION: revision,
+            }
+        }
+    });
+    let uri = format!(
+        "{}?fieldManager={}&force=true",
+        resource_path(
+            &live.api_version,
+            &live.plural,
+            live.namespace(),
+            live.name()
+        ),
+        prune_manager(field_manager)
+    );
+    let subject = live.subject();
+    let (status, reply) = cluster
+        .call(
+            Method::PATCH,
+            &uri,
+            Some("application/apply-patch+yaml"),
+            Some(&body),
+            &subject,
+        )
+        .await?;
+    expect(status, &reply, &subject)
+}
+
+async fn create_job_for(
+    cluster: &KubeCluster,
+    live: &LiveObject,
+    template: &Json,
+) -> Result<(), ApplyError> {
+    let job = shutdown_job::build(template, &live.object);
+    let name = job
+        .pointer("/metadata/name")
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let subject = format!("Job/{}/{name}", live.namespace());
+    let uri = format!("/apis/batch/v1/namespaces/{}/jobs", live.namespace());
+    let (status, reply) = cluster
+        .call(
+            Method::POST,
+            &uri,
+            Some("application/json"),
+            Some(&job),
+            &subject,
+        )
+        .await?;
+    // A deterministic name makes the create idempotent: an existing Job is
+    // ours from an earlier cycle (or a restarted reconciler), adopt it.
+    if status == StatusCode::CONFLICT {
+        return Ok(());
+    }
+    expect(status, &reply, &subject)
+}
+
+/// Deletes a shutdown Job and its pods; a missing Job is fine.
+pub async fn delete_job(
+    cluster: &KubeCluster,
+    namespace: &str,
+    name: &str,
+) -> Result<(), ApplyError> {
+    let subject = format!("Job/{namespace}/{name}");
+    let uri = format!("/apis/batch/v1/namespaces/{namespace}/jobs/{name}");
+    let body =
+        json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"});
+    let (status, reply) = cluster
+        .call(
+            Method::DELETE,
+            &uri,
+            Some("application/json"),
+            Some(&body),
+            &subject,
+        )
+        .await?;
+    if status == StatusCode::NOT_FOUND {
+        return Ok(());
+    }
+    expect(status, &reply, &subject)
+}
+
+async fn delete_resource(cluster: &KubeCluster, live: &LiveObject) -> Result<(), ApplyError> {
+    let subject = live.subject();
+    let uri = resource_path(
+        &live.api_version,
+        &live.plural,
+        live.namespace(),
+        live.name(),
+    );
+    // Preconditions: delete exactly the object we planned for.
+    let mut body =
+        json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"});
+    if let Some(uid) = live.object.pointer("/metadata/uid") {
+        body["preconditions"] = json!({"uid": uid});
+    }
+    let (status, reply) = cluster
+        .call(
+            Method::DELETE,
+            &uri,
+            Some("application/json"),
+            Some(&body),
+            &subject,
+        )
+        .await?;
+    if status == StatusCode::NOT_FOUND {
+        return Ok(());
+    }
+    expect(status, &reply, &subject)
+}
+
+/// After a cancelled prune: drop the signal's fields (an empty apply under
+/// the prune manager) and delete the shutdown Job.
+pub async fn cancel(
+    cluster: &KubeCluster,
+    request: &ApplyRequest,
+    field_manager: &str,
+) -> Result<(), ApplyError> {
+    let body = json!({
+        "apiVersion": request.api_version,
+        "kind": request.kind,
+        "metadata": {"name": request.name, "namespace": request.namespace}
+    });
+    let uri = format!(
+        "{}?fieldManager={}&force=true",
+        resource_path(
+            &request.api_version,
+            &request.plural,
+            &request.namespace,
+            &request.name
+        ),
+        prune_manager(field_manager)
+    );
+    let subject = format!("{}/{}/{}", request.kind, request.namespace, request.name);
+    let (status, reply) = cluster
+        .call(
+            Method::PATCH,
+            &uri,
+            Some("application/apply-patch+yaml"),
+            Some(&body),
+            &subject,
+        )
+        .await?;
+    expect(status, &reply, &subject)?;
+    delete_job(
+        cluster,
+        &request.namespace,
+        &shutdown_job::job_name(&request.name),
+    )
+    .await
+}
+
+/// Lists the shutdown Jobs in `namespace`, keyed by (namespace, name).
+pub async fn list_jobs(cluster: &KubeCluster, namespace: &str) -> Result<Vec<Json>, ApplyError> {
+    let subject = format!("Job/{namespace}");
+    let uri = format!(
+        "/apis/batch/v1/namespaces/{namespace}/jobs?labelSelector={}",
+        shutdown_job::LABEL_SHUTDOWN_OF
+    );
+    let (status, reply) = cluster
+        .call(Method::GET, &uri, None, None, &subject)
+        .await?;
+    if status == StatusCode::NOT_FOUND {
+        return Ok(Vec::new());
+    }
+    expect(status, &reply, &subject)?;
+    Ok(reply
+        .get("items")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default())
+}
+
+fn expect(status: StatusCode, body: &Json, subject: &str) -> Result<(), ApplyError> {
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(ApplyError::from_status(subject, status, body))
+    }
+}

@@ -1,0 +1,558 @@
+//! Pure: what to do with each orphan (a live object whose instance left a
+//! service that loaded), following the prune protocol:
+//!
+//! ```text
+//!              instance removed from git
+//!                         │
+//!                         ▼
+//!   ┌──────────── guards pass? ─── no ──▶ MassPruneBlocked (nothing new pruned)
+//!   │ yes
+//!   ▼
+//! signal: desired_state=stop, prune-requested-at, prune-revision
+//!   │      + create Job <name>-shutdown (shutdown-job mode)
+//!   ▼
+//! wait ── Job Complete ──▶ DELETE resource (Background) ──▶ pruned, Job collected
+//!   │ ── Job Failed ────▶ PruneFailed, resource kept (retry only if configured)
+//!   │ ── past timeout ──▶ PruneTimedOut, resource kept
+//!   │ ── instance back ─▶ cancel: delete Job, apply the resource (running)
+//! ```
+//!
+//! All state lives in the cluster (the annotations and the Job), so a
+//! restarted reconciler continues where the last one stopped.
+
+use super::Orphan;
+use crate::config::{PruneMode, PruneSettings};
+use crate::render::shutdown_job;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+/// When the stop signal was written (RFC 3339).
+pub const ANNOTATION_REQUESTED_AT: &str = "flink-gitops/prune-requested-at";
+/// The source revision that removed the instance.
+pub const ANNOTATION_REVISION: &str = "flink-gitops/prune-revision";
+/// `disabled` keeps an object from ever being pruned.
+pub const ANNOTATION_PRUNE: &str = "flink-gitops/prune";
+
+/// The state of a shutdown Job, read from its status conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Running,
+    Complete,
+    Failed,
+}
+
+impl JobState {
+    /// Reads a Job's `status` (Kubernetes Job conditions `Complete`/`Failed`).
+    #[must_use]
+    pub fn of(job: &Json) -> Self {
+        let condition = |kind: &str| {
+            job.pointer("/status/conditions")
+                .and_then(Json::as_array)
+                .is_some_and(|conditions| {
+                    conditions.iter().any(|c| {
+                        c.get("type").and_then(Json::as_str) == Some(kind)
+                            && c.get("status").and_then(Json::as_str) == Some("True")
+                    })
+                })
+        };
+        if condition("Complete") {
+            JobState::Complete
+        } else if condition("Failed") {
+            JobState::Failed
+        } else {
+            JobState::Running
+        }
+    }
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Complete => "complete",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
+/// One step of the protocol for one orphan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PruneAction {
+    /// Write the stop signal; create the shutdown Job when `create_job`.
+    Signal { create_job: bool },
+    /// Signalled, but its Job is missing (deleted, or a restart between the
+    /// signal and the create): create it; AlreadyExists is adopted.
+    CreateJob,
+    /// The Job is running.
+    Wait,
+    /// The Job completed, or `delete` mode: delete the resource.
+    Delete,
+    /// The Job failed: the resource is kept.
+    Failed,
+    /// The Job failed and `retry_failed` is set: delete it and start again.
+    Retry,
+    /// The Job ran past `prune.timeout`: the resource is kept.
+    TimedOut,
+    /// Signalled in `annotate-only` mode: the operator does the rest.
+    Signalled,
+    /// `flink-gitops/prune: disabled`.
+    Disabled,
+    /// Too many new prunes at once.
+    MassPruneBlocked,
+}
+
+impl PruneAction {
+    /// A short name for reports.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            PruneAction::Signal { .. } => "prune",
+            PruneAction::CreateJob => "create-job",
+            PruneAction::Wait => "waiting",
+            PruneAction::Delete => "delete",
+            PruneAction::Failed => "prune-failed",
+            PruneAction::Retry => "retry",
+            PruneAction::TimedOut => "prune-timed-out",
+            PruneAction::Signalled => "signalled",
+            PruneAction::Disabled => "prune-disabled",
+            PruneAction::MassPruneBlocked => "mass-prune-blocked",
+        }
+    }
+
+    /// True when executing the step writes something.
+    #[must_use]
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            PruneAction::Signal { .. }
+                | PruneAction::CreateJob
+                | PruneAction::Delete
+                | PruneAction::Retry
+        )
+    }
+}
+
+/// One orphan and its step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruneEntry {
+    pub orphan: Orphan,
+    pub action: PruneAction,
+    /// The shutdown Job's name and state, when it exists.
+    pub job: Option<(String, JobState)>,
+    /// What happens, in plain words.
+    pub message: String,
+}
+
+/// The prune steps of one cycle.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PrunePlan {
+    pub entries: Vec<PruneEntry>,
+    /// Why new prunes were held back, when they were.
+    pub mass_prune_blocked: Option<String>,
+}
+
+impl PrunePlan {
+    /// Entries whose step writes.
+    pub fn writes(&self) -> impl Iterator<Item = &PruneEntry> {
+        self.entries.iter().filter(|e| e.action.writes())
+    }
+}
+
+/// What the decision depends on besides the orphans.
+pub struct PruneInputs<'a> {
+    pub settings: &'a PruneSettings,
+    /// Shutdown Jobs by (namespace, name).
+    pub jobs: &'a BTreeMap<(String, String), Json>,
+    /// Live objects of this cluster carrying PaaSTA's labels.
+    pub managed: usize,
+    /// `--allow-mass-prune`.
+    pub allow_mass_prune: bool,
+    /// False when the source could not be trusted (fetch failure, empty
+    /// tree): then nothing is pruned at all.
+    pub source_healthy: bool,
+    pub now: SystemTime,
+}
+
+/// Decides the step of every orphan.
+#[must_use]
+pub fn plan_prunes(orphans: &[Orphan], inputs: &PruneInputs<'_>) -> PrunePlan {
+    let settings = inputs.settings;
+    if settings.mode == PruneMode::Off || !inputs.source_healthy {
+        return PrunePlan::default();
+    }
+    let annotation = |o: &Orphan, key: &str| o.object.annotation(key).map(str::to_owned);
+    let is_new = |o: &Orphan| {
+        annotation(o, ANNOTATION_PRUNE).as_deref() != Some("disabled")
+            && annotation(o, ANNOTATION_REQUESTED_AT).is_none()
+    };
+    let new_count = orphans.iter().filter(|o| is_new(o)).count();
+    // The fraction always allows one prune, so small clusters can prune at all.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let fraction_limit = ((settings.max_fraction * inputs.managed as f64).floor() as usize).max(1);
+    let over_fraction = new_count > fraction_limit;
+    let blocked = (new_count > settings.max_per_cycle || over_fraction) && !inputs.allow_mass_prune;
+    let mass_prune_blocked = blocked.then(|| {
+        format!(
+            "{new_count} new prunes exceed the guard (at most {} per cycle and {:.0}% of the {} managed objects); nothing new is pruned: check the change, then run `apply --prune --allow-mass-prune` once",
+            settings.max_per_cycle,
+            settings.max_fraction * 100.0,
+            inputs.managed
+        )
+    });
+    let entries = orphans
+        .iter()
+        .map(|orphan| {
+            let job_name = shutdown_job::job_name(orphan.object.name());
+            let job = inputs
+                .jobs
+                .get(&(orphan.object.namespace().to_owned(), job_name.clone()))
+                .map(|job| (job_name.clone(), JobState::of(job)));
+            let (action, message) = decide(orphan, job.as_ref(), blocked, inputs);
+            PruneEntry {
+                orphan: orphan.clone(),
+                action,
+                job,
+                message,
+            }
+        })
+        .collect();
+    PrunePlan {
+        entries,
+        mass_prune_blocked,
+    }
+}
+
+fn decide(
+    orphan: &Orphan,
+    job: Option<&(String, JobState)>,
+    blocked: bool,
+    inputs: &PruneInputs<'_>,
+) -> (PruneAction, String) {
+    let settings = inputs.settings;
+    let target = format!("{}/{}", orphan.object.namespace(), orphan.object.name());
+    if orphan.object.annotation(ANNOTATION_PRUNE) == Some("disabled") {
+        return (
+            PruneAction::Disabled,
+            format!("{target} is annotated {ANNOTATION_PRUNE}: disabled and is kept"),
+        );
+    }
+    let requested_at = orphan.object.annotation(ANNOTATION_REQUESTED_AT);
+    let Some(requested_at) = requested_at else {
+        if blocked {
+            return (
+                PruneAction::MassPruneBlocked,
+                format!("{target} would be pruned, but the mass-prune guard holds it"),
+            );
+        }
+        return match settings.mode {
+            PruneMode::Delete => (
+                PruneAction::Delete,
+                format!("deletes {target} at once (prune.mode: delete)"),
+            ),
+            PruneMode::AnnotateOnly => (
+                PruneAction::Signal { create_job: false },
+                format!(
+                    "signals stop on {target}; the operator stops and removes it (prune.mode: annotate-only)"
+                ),
+            ),
+            PruneMode::ShutdownJob | PruneMode::Off => (
+                PruneAction::Signal { create_job: true },
+                format!("stops the jobs with a savepoint, then deletes {target}"),
+            ),
+        };
+    };
+    match settings.mode {
+        PruneMode::Delete => {
+            return (
+                PruneAction::Delete,
+                format!("deletes {target} (prune.mode: delete)"),
+            );
+        }
+        PruneMode::AnnotateOnly => {
+            return (
+                PruneAction::Signalled,
+                format!("stop signalled on {target} at {requested_at}; waiting for the operator"),
+            );
+        }
+        PruneMode::ShutdownJob | PruneMode::Off => {}
+    }
+    let Some((job_name, state)) = job else {
+        return (
+            PruneAction::CreateJob,
+            format!("stop signalled at {requested_at}; creates the shutdown Job for {target}"),
+        );
+    };
+    match state {
+        JobState::Complete => (
+            PruneAction::Delete,
+            format!("shutdown Job {job_name} completed: deletes {target}"),
+        ),
+        JobState::Failed if settings.retry_failed => (
+            PruneAction::Retry,
+            format!("shutdown Job {job_name} failed: runs it again (prune.retry_failed)"),
+        ),
+        JobState::Failed => (
+            PruneAction::Failed,
+            format!(
+                "PruneFailed: shutdown Job {job_name} failed; {target} is kept (delete the Job to try again)"
+            ),
+        ),
+        JobState::Running => {
+            let elapsed = humantime::parse_rfc3339(requested_at)
+                .ok()
+                .and_then(|at| inputs.now.duration_since(at).ok())
+                .unwrap_or(Duration::ZERO);
+            if elapsed > settings.timeout {
+                (
+                    PruneAction::TimedOut,
+                    format!(
+                        "PruneTimedOut: shutdown Job {job_name} has run for {} (prune.timeout {}); {target} is kept",
+                        humantime::format_duration(Duration::from_secs(elapsed.as_secs())),
+                        humantime::format_duration(settings.timeout)
+                    ),
+                )
+            } else {
+                (
+                    PruneAction::Wait,
+                    format!("shutdown Job {job_name} is running for {target}"),
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::LiveObject;
+    use serde_json::json;
+
+    fn orphan(name: &str, annotations: Json) -> Orphan {
+        let object = json!({
+            "apiVersion": "yelp.com/v1alpha1", "kind": "Flink",
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"),
+                         "labels": {"paasta.yelp.com/service": "svc", "paasta.yelp.com/instance": name,
+                                    "paasta.yelp.com/cluster": "c1"},
+                         "annotations": annotations}
+        });
+        Orphan {
+            service: "svc".into(),
+            instance: name.into(),
+            subject: format!("Flink/ns/{name}"),
+            object: LiveObject {
+                kind: "Flink".into(),
+                plural: "flinks".into(),
+                api_version: "yelp.com/v1alpha1".into(),
+                object,
+            },
+        }
+    }
+
+    fn job(state: &str) -> Json {
+        match state {
+            "running" => json!({"status": {"active": 1}}),
+            other => json!({"status": {"conditions": [{"type": other, "status": "True"}]}}),
+        }
+    }
+
+    fn run(
+        orphans: &[Orphan],
+        jobs: &[(&str, &str)],
+        settings: &PruneSettings,
+        managed: usize,
+        allow: bool,
+    ) -> PrunePlan {
+        let jobs: BTreeMap<(String, String), Json> = jobs
+            .iter()
+            .map(|(name, state)| (("ns".to_owned(), format!("{name}-shutdown")), job(state)))
+            .collect();
+        plan_prunes(
+            orphans,
+            &PruneInputs {
+                settings,
+                jobs: &jobs,
+                managed,
+                allow_mass_prune: allow,
+                source_healthy: true,
+                now: humantime::parse_rfc3339("2026-11-26T12:00:00Z").expect("time"),
+            },
+        )
+    }
+
+    fn actions(plan: &PrunePlan) -> Vec<&'static str> {
+        plan.entries.iter().map(|e| e.action.name()).collect()
+    }
+
+    fn requested(at: &str) -> Json {
+        json!({ANNOTATION_REQUESTED_AT: at, "paasta.yelp.com/desired_state": "stop"})
+    }
+
+    #[test]
+    fn a_new_orphan_is_signalled_with_a_job() {
+        let plan = run(
+            &[orphan("a", json!({}))],
+            &[],
+            &PruneSettings::default(),
+            10,
+            false,
+        );
+        assert_eq!(
+            plan.entries[0].action,
+            PruneAction::Signal { create_job: true }
+        );
+        assert!(
+            plan.entries[0]
+                .message
+                .contains("stops the jobs with a savepoint, then deletes ns/a")
+        );
+    }
+
+    #[test]
+    fn the_job_decides_wait_delete_failed_and_timeout() {
+        let settings = PruneSettings::default();
+        let recent = requested("2026-11-26T11:50:00Z");
+        let old = requested("2026-11-26T10:00:00Z");
+        let orphans = [
+            orphan("running", recent.clone()),
+            orphan("done", recent.clone()),
+            orphan("broken", recent.clone()),
+            orphan("slow", old),
+            orphan("lost", recent),
+        ];
+        let jobs = [
+            ("running", "running"),
+            ("done", "Complete"),
+            ("broken", "Failed"),
+            ("slow", "running"),
+        ];
+        let plan = run(&orphans, &jobs, &settings, 100, false);
+        assert_eq!(
+            actions(&plan),
+            [
+                "waiting",
+                "delete",
+                "prune-failed",
+                "prune-timed-out",
+                "create-job"
+            ]
+        );
+        let retry = PruneSettings {
+            retry_failed: true,
+            ..PruneSettings::default()
+        };
+        let plan = run(&orphans[2..3], &jobs, &retry, 100, false);
+        assert_eq!(actions(&plan), ["retry"]);
+    }
+
+    #[test]
+    fn guards_hold_back_new_prunes_but_not_those_in_progress() {
+        let settings = PruneSettings::default();
+        let mut orphans: Vec<Orphan> = (0..4)
+            .map(|i| orphan(&format!("n{i}"), json!({})))
+            .collect();
+        orphans.push(orphan("old", requested("2026-11-26T11:59:00Z")));
+        // 4 new of 10 managed objects is over 25%.
+        let plan = run(&orphans, &[("old", "running")], &settings, 10, false);
+        assert!(plan.mass_prune_blocked.is_some());
+        assert_eq!(
+            actions(&plan),
+            ["mass-prune-blocked"; 4]
+                .iter()
+                .copied()
+                .chain(["waiting"])
+                .collect::<Vec<_>>()
+        );
+        let allowed = run(&orphans, &[("old", "running")], &settings, 10, true);
+        assert!(allowed.mass_prune_blocked.is_none());
+        assert_eq!(allowed.writes().count(), 4);
+        let per_cycle = PruneSettings {
+            max_per_cycle: 2,
+            ..PruneSettings::default()
+        };
+        assert!(
+            run(&orphans, &[], &per_cycle, 1000, false)
+                .mass_prune_blocked
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn disabled_annotation_off_mode_and_an_unhealthy_source_prune_nothing() {
+        let disabled = orphan("a", json!({ANNOTATION_PRUNE: "disabled"}));
+        let plan = run(
+            std::slice::from_ref(&disabled),
+            &[],
+            &PruneSettings::default(),
+            10,
+            false,
+        );
+        assert_eq!(actions(&plan), ["prune-disabled"]);
+        assert_eq!(plan.writes().count(), 0);
+        let off = PruneSettings {
+            mode: PruneMode::Off,
+            ..PruneSettings::default()
+        };
+        assert!(
+            run(&[orphan("b", json!({}))], &[], &off, 10, false)
+                .entries
+                .is_empty()
+        );
+        let jobs = BTreeMap::new();
+        let settings = PruneSettings::default();
+        let unhealthy = plan_prunes(
+            &[orphan("b", json!({}))],
+            &PruneInputs {
+                settings: &settings,
+                jobs: &jobs,
+                managed: 10,
+                allow_mass_prune: true,
+                source_healthy: false,
+                now: SystemTime::now(),
+            },
+        );
+        assert!(unhealthy.entries.is_empty());
+    }
+
+    #[test]
+    fn annotate_only_and_delete_modes() {
+        let annotate = PruneSettings {
+            mode: PruneMode::AnnotateOnly,
+            ..PruneSettings::default()
+        };
+        let orphans = [
+            orphan("new", json!({})),
+            orphan("old", requested("2026-11-26T11:00:00Z")),
+        ];
+        let plan = run(&orphans, &[], &annotate, 100, false);
+        assert_eq!(
+            plan.entries[0].action,
+            PruneAction::Signal { create_job: false }
+        );
+        assert_eq!(plan.entries[1].action, PruneAction::Signalled);
+        let delete = PruneSettings {
+            mode: PruneMode::Delete,
+            ..PruneSettings::default()
+        };
+        assert_eq!(
+            actions(&run(&orphans, &[], &delete, 100, false)),
+            ["delete", "delete"]
+        );
+    }
+
+    #[test]
+    fn job_state_reads_conditions() {
+        assert_eq!(JobState::of(&job("Complete")), JobState::Complete);
+        assert_eq!(JobState::of(&job("Failed")), JobState::Failed);
+        assert_eq!(JobState::of(&job("running")), JobState::Running);
+        assert_eq!(
+            JobState::of(
+                &json!({"status": {"conditions": [{"type": "Complete", "status": "False"}]}})
+            ),
+            JobState::Running
+        );
+    }
+}
