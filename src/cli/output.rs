@@ -3,7 +3,6 @@
 
 use crate::render::DesiredSet;
 use crate::value::{Value, python_float_repr, python_json};
-use std::fmt::Write as _;
 use std::io::{self, Write};
 
 /// `{"apiVersion": "v1", "kind": "List", "items": [...]}`, indented like
@@ -56,9 +55,7 @@ fn pretty(out: &mut String, value: &Value, level: usize) {
         Value::Seq(_) => out.push_str("[]"),
         Value::Map(_) => out.push_str("{}"),
         Value::Float(f) => out.push_str(&python_float_repr(*f)),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
+        Value::Int(i) => crate::value::push_int(out, *i),
         scalar => out.push_str(&python_json::dumps(scalar)),
     }
 }

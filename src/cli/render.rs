@@ -45,7 +45,10 @@ pub fn run(
     let objects = desired.resources.iter().map(|r| &r.object);
     match args.output {
         OutputFormat::Yaml => {
-            stdout.write_all(crate::value::yaml_out::to_yaml_stream(objects).as_bytes())?
+            // One document at a time: the stream is never built in memory.
+            let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut *stdout);
+            crate::value::yaml_out::write_yaml_stream(objects, &mut buffered)?;
+            buffered.flush()?;
         }
         OutputFormat::Json => stdout.write_all(json_list(objects).as_bytes())?,
     }

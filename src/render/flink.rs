@@ -131,9 +131,17 @@ fn dashboard_base_url(settings: &Settings, cluster: &str) -> String {
 /// of `json.dumps(resource, sort_keys=True)`.
 #[must_use]
 pub fn config_hash(resource: &Value) -> String {
-    let digest = Md5::digest(python_json::dumps(resource).as_bytes());
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("config{}", &hex[..8])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut json = String::with_capacity(4096);
+    python_json::dumps_into(&mut json, resource);
+    let digest = Md5::digest(json.as_bytes());
+    let mut hash = String::with_capacity(14);
+    hash.push_str("config");
+    for byte in &digest[..4] {
+        hash.push(char::from(HEX[usize::from(byte >> 4)]));
+        hash.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hash
 }
 
 #[cfg(test)]

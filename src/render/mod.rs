@@ -212,19 +212,32 @@ fn render_instance(
 /// same instance in `flink` and `flinkeks` files of one namespace) both fail:
 /// applying either would silently overwrite the other.
 fn reject_name_collisions(desired: &mut DesiredSet) {
-    let mut by_object: BTreeMap<(String, String, String), Vec<usize>> = BTreeMap::new();
-    for (index, resource) in desired.resources.iter().enumerate() {
-        by_object
-            .entry((
-                resource.kind.clone(),
-                resource.namespace.clone(),
-                resource.name.clone(),
-            ))
-            .or_default()
-            .push(index);
+    // Sorting indices by object identity puts collisions next to each other
+    // without copying any name.
+    let resources = &desired.resources;
+    let identity = |i: usize| {
+        let r = &resources[i];
+        (r.kind.as_str(), r.namespace.as_str(), r.name.as_str())
+    };
+    let mut order: Vec<usize> = (0..resources.len()).collect();
+    order.sort_by(|&a, &b| identity(a).cmp(&identity(b)).then(a.cmp(&b)));
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && identity(order[end]) == identity(order[start]) {
+            end += 1;
+        }
+        if end - start > 1 {
+            groups.push(order[start..end].to_vec());
+        }
+        start = end;
+    }
+    if groups.is_empty() {
+        return;
     }
     let mut colliding: Vec<usize> = Vec::new();
-    for indices in by_object.values().filter(|indices| indices.len() > 1) {
+    for indices in &groups {
         let sources: Vec<String> = indices
             .iter()
             .map(|&i| {

@@ -11,6 +11,39 @@ pub mod yaml_out;
 
 pub use python_float::python_float_repr;
 
+/// Appends the decimal digits of `value` (what `{}` formatting writes),
+/// without going through the formatting machinery.
+pub(crate) fn push_int(out: &mut String, value: i128) {
+    let mut buf = [0u8; 40];
+    let mut pos = buf.len();
+    let mut n = value.unsigned_abs();
+    // u64 division is much cheaper than u128; nearly every integer fits.
+    if let Ok(mut small) = u64::try_from(n) {
+        loop {
+            pos -= 1;
+            buf[pos] = b'0' + (small % 10) as u8;
+            small /= 10;
+            if small == 0 {
+                break;
+            }
+        }
+    } else {
+        loop {
+            pos -= 1;
+            buf[pos] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    if value < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    out.extend(buf[pos..].iter().map(|&b| char::from(b)));
+}
+
 /// One JSON-compatible value, in PaaSTA's (Python's) type model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -219,6 +252,25 @@ pub enum NotJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_int_writes_what_display_writes() {
+        for value in [
+            0,
+            7,
+            -7,
+            10,
+            i128::from(i64::MIN),
+            i128::from(u64::MAX),
+            i128::from(u64::MAX) + 1,
+            i128::MIN,
+            i128::MAX,
+        ] {
+            let mut out = String::from("x");
+            push_int(&mut out, value);
+            assert_eq!(out, format!("x{value}"));
+        }
+    }
 
     #[test]
     fn map_insert_keeps_code_point_order_and_replaces_duplicates() {

@@ -6,7 +6,7 @@
 //! integers written as integers. Map entries are already in `sort_keys` order
 //! (see [`super::Map`]).
 
-use super::{Value, python_float_repr};
+use super::{Value, push_int, python_float_repr};
 use std::fmt::Write;
 
 /// Serialises `value` as Python's `json.dumps(value, sort_keys=True)` would.
@@ -17,14 +17,17 @@ pub fn dumps(value: &Value) -> String {
     out
 }
 
+/// Appends `json.dumps(value, sort_keys=True)` to `out`.
+pub fn dumps_into(out: &mut String, value: &Value) {
+    write_value(out, value);
+}
+
 fn write_value(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
+        Value::Int(i) => push_int(out, *i),
         Value::Float(f) => out.push_str(&python_float_repr(*f)),
         Value::Str(s) => write_string(out, s),
         Value::Seq(items) => {
@@ -56,7 +59,14 @@ fn write_value(out: &mut String, value: &Value) {
 /// printable ASCII (space to `~`) is written as is.
 pub fn write_string(out: &mut String, text: &str) {
     out.push('"');
-    for c in text.chars() {
+    // Runs of characters written as they are are copied in one go.
+    let mut start = 0;
+    for (index, c) in text.char_indices() {
+        if matches!(c, ' '..='~') && c != '"' && c != '\\' {
+            continue;
+        }
+        out.push_str(&text[start..index]);
+        start = index + c.len_utf8();
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -65,7 +75,6 @@ pub fn write_string(out: &mut String, text: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
             _ => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
@@ -74,6 +83,7 @@ pub fn write_string(out: &mut String, text: &str) {
             }
         }
     }
+    out.push_str(&text[start..]);
     out.push('"');
 }
 

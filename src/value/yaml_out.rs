@@ -5,22 +5,27 @@
 //! that same string; everything else is double-quoted with escapes. Floats
 //! always carry a `.` so that both versions read them back as floats.
 
-use super::{Map, Value, python_float_repr};
+use super::{Map, Value, push_int, python_float_repr};
 use std::fmt::Write;
+use std::io;
 
 /// Emits one YAML document (without the `---` marker), ending with a newline.
 #[must_use]
 pub fn to_yaml(value: &Value) -> String {
     let mut out = String::with_capacity(512);
+    write_document(&mut out, value);
+    out
+}
+
+fn write_document(out: &mut String, value: &Value) {
     match value {
-        Value::Map(map) if !map.is_empty() => write_map(&mut out, map, 0),
-        Value::Seq(items) if !items.is_empty() => write_seq(&mut out, items, 0),
+        Value::Map(map) if !map.is_empty() => write_map(out, map, 0),
+        Value::Seq(items) if !items.is_empty() => write_seq(out, items, 0),
         scalar => {
-            write_inline(&mut out, scalar);
+            write_inline(out, scalar);
             out.push('\n');
         }
     }
-    out
 }
 
 /// Emits a multi-document stream: every document starts with `---`.
@@ -29,9 +34,25 @@ pub fn to_yaml_stream<'a>(values: impl IntoIterator<Item = &'a Value>) -> String
     let mut out = String::new();
     for value in values {
         out.push_str("---\n");
-        out.push_str(&to_yaml(value));
+        write_document(&mut out, value);
     }
     out
+}
+
+/// Writes the same stream as [`to_yaml_stream`] to `writer`, one document at
+/// a time, so the whole stream never has to be in memory at once.
+pub fn write_yaml_stream<'a>(
+    values: impl IntoIterator<Item = &'a Value>,
+    writer: &mut dyn io::Write,
+) -> io::Result<()> {
+    let mut document = String::with_capacity(4096);
+    for value in values {
+        document.clear();
+        document.push_str("---\n");
+        write_document(&mut document, value);
+        writer.write_all(document.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn indent(out: &mut String, level: usize) {
@@ -70,10 +91,10 @@ fn write_seq(out: &mut String, items: &[Value], level: usize) {
         match item {
             Value::Map(map) if !map.is_empty() => {
                 // The first entry shares the dash's line; the rest align under it.
-                let mut first = String::new();
-                write_map(&mut first, map, level + 1);
-                out.push(' ');
-                out.push_str(first.trim_start_matches(' '));
+                let start = out.len();
+                write_map(out, map, level + 1);
+                let indented = out[start..].len() - out[start..].trim_start_matches(' ').len();
+                out.replace_range(start..start + indented, " ");
             }
             _ => write_child(out, item, level + 1),
         }
@@ -101,9 +122,7 @@ fn write_inline(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
+        Value::Int(i) => push_int(out, *i),
         Value::Float(f) => out.push_str(&yaml_float(*f)),
         Value::Str(s) => write_string(out, s),
         Value::Seq(_) => out.push_str("[]"),
@@ -169,7 +188,10 @@ fn is_safe_plain(text: &str) -> bool {
     let all_safe = text.chars().all(|c| {
         c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '@' | '+' | '=' | '-')
     });
-    all_safe && !RESERVED_WORDS.contains(&text.to_ascii_lowercase().as_str())
+    all_safe
+        && !RESERVED_WORDS
+            .iter()
+            .any(|word| word.eq_ignore_ascii_case(text))
 }
 
 #[cfg(test)]
@@ -242,5 +264,8 @@ mod tests {
     fn stream_marks_every_document() {
         let docs = [Value::Int(1), Value::str("a")];
         assert_eq!(to_yaml_stream(docs.iter()), "---\n1\n---\na\n");
+        let mut written = Vec::new();
+        write_yaml_stream(docs.iter(), &mut written).expect("write");
+        assert_eq!(written, b"---\n1\n---\na\n");
     }
 }
