@@ -11,8 +11,9 @@
 //! benches split it into its stages, plus the YAML output that
 //! `flink-gitops render` writes after rendering:
 //!
-//! * `read_load_render`: `source::read_dir` + `config::load` + `render::render`
-//!   (the page cache is warm: the tree was just written);
+//! * `read_load_render`: `source::read_dir_for_cluster` + `config::load` +
+//!   `render::render`, what `flink-gitops render` does (the page cache is
+//!   warm: the tree was just written);
 //! * `read_dir`, `config_load`, `render_render`: each stage alone, on the
 //!   previous stage's output;
 //! * `yaml_stream`: `value::yaml_out::to_yaml_stream` of the rendered objects.
@@ -27,7 +28,7 @@ mod synthetic;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use flink_gitops::config::{self, Settings};
 use flink_gitops::render;
-use flink_gitops::source::{FileSelection, read_dir};
+use flink_gitops::source::{FileSelection, read_dir_for_cluster};
 use flink_gitops::value::yaml_out::to_yaml_stream;
 use std::hint::black_box;
 use std::path::Path;
@@ -53,7 +54,7 @@ fn bench_render(c: &mut Criterion) {
     };
 
     // Once, outside the timing: the pipeline sees what the generator wrote.
-    let snapshot = read_dir(root, &selection).expect("read the tree");
+    let snapshot = read_dir_for_cluster(root, &selection, CLUSTER).expect("read the tree");
     let config_set = config::load(&snapshot, &settings, CLUSTER, None);
     let desired = render::render(&config_set, &settings, None);
     assert_eq!(snapshot.services.len(), summary.services, "services read");
@@ -94,14 +95,17 @@ fn bench_render(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(20));
     group.bench_function("read_load_render", |b| {
         b.iter(|| {
-            let snapshot = read_dir(black_box(root), &selection).expect("read the tree");
+            let snapshot =
+                read_dir_for_cluster(black_box(root), &selection, CLUSTER).expect("read the tree");
             let config_set = config::load(&snapshot, &settings, CLUSTER, None);
             let desired = render::render(&config_set, &settings, None);
             black_box(desired.resources.len())
         });
     });
     group.bench_function("read_dir", |b| {
-        b.iter(|| read_dir(black_box(root), &selection).expect("read the tree"));
+        b.iter(|| {
+            read_dir_for_cluster(black_box(root), &selection, CLUSTER).expect("read the tree")
+        });
     });
     group.bench_function("config_load", |b| {
         b.iter(|| config::load(black_box(&snapshot), &settings, CLUSTER, None));

@@ -1,21 +1,41 @@
 //! `flink-gitops render`.
 
 use super::output::{json_list, report_problems};
-use super::{CliError, ExitCode, OutputFormat, RenderArgs, load_inputs};
+use super::{CliError, ExitCode, OutputFormat, RenderArgs, SourceArgs, load_settings};
+use crate::config::Settings;
+use crate::source::{FileSelection, Snapshot, read_dir, read_dir_for_cluster};
 use crate::{config, render};
 use std::io::Write;
+
+/// Like `load_inputs`, but when the cluster is known (from `cluster` or the
+/// configuration) only that cluster's instance files are read. Returns the
+/// cluster too (`None` when neither names one; the caller decides whether
+/// that is an error, after the snapshot was read as before).
+pub(super) fn load_cluster_inputs(
+    source: &SourceArgs,
+    cluster: Option<&str>,
+) -> Result<(Settings, Option<String>, Snapshot), CliError> {
+    let settings = load_settings(source.config.as_deref())?;
+    let cluster = cluster
+        .map(str::to_owned)
+        .or_else(|| settings.cluster.clone());
+    let selection = FileSelection {
+        file_prefixes: settings.file_prefixes(),
+    };
+    let snapshot = match &cluster {
+        Some(cluster) => read_dir_for_cluster(&source.soa_dir, &selection, cluster)?,
+        None => read_dir(&source.soa_dir, &selection)?,
+    };
+    Ok((settings, cluster, snapshot))
+}
 
 pub fn run(
     args: &RenderArgs,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    let (settings, snapshot) = load_inputs(&args.source)?;
-    let cluster = args
-        .cluster
-        .clone()
-        .or_else(|| settings.cluster.clone())
-        .ok_or(CliError::MissingCluster)?;
+    let (settings, cluster, snapshot) = load_cluster_inputs(&args.source, args.cluster.as_deref())?;
+    let cluster = cluster.ok_or(CliError::MissingCluster)?;
     if let Some(service) = &args.service
         && !snapshot.services.contains_key(service)
     {
@@ -25,6 +45,8 @@ pub fn run(
         });
     }
     let config_set = config::load(&snapshot, &settings, &cluster, args.service.as_deref());
+    // The loaded configuration owns everything it needs: the file bytes can go.
+    drop(snapshot);
     let desired = render::render(&config_set, &settings, args.instance.as_deref());
     if let Some(instance) = &args.instance {
         let found = desired.resources.iter().any(|r| &r.instance == instance)

@@ -4,6 +4,7 @@
 //! reported even for instances that are not deployed yet, because it will
 //! fail them on their first deployment.
 
+use super::render::load_cluster_inputs;
 use super::{CliError, ExitCode, ValidateArgs, load_inputs};
 use crate::config::{self, Diagnostic, ServiceState};
 use crate::render;
@@ -15,7 +16,15 @@ pub fn run(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    let (settings, snapshot) = load_inputs(&args.source)?;
+    // With --cluster only that cluster's files are read; without it, every
+    // cluster's (the cluster of the configuration does not narrow validate).
+    let (settings, snapshot) = match &args.cluster {
+        Some(cluster) => {
+            let (settings, _, snapshot) = load_cluster_inputs(&args.source, Some(cluster))?;
+            (settings, snapshot)
+        }
+        None => load_inputs(&args.source)?,
+    };
     let clusters: BTreeSet<String> = match &args.cluster {
         Some(cluster) => BTreeSet::from([cluster.clone()]),
         None => config::clusters_in(&snapshot, &settings),

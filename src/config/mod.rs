@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod deployments;
 mod diagnostic;
+pub(crate) mod parallel;
 pub mod scalar;
 pub mod settings;
 mod soa;

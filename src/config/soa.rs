@@ -8,11 +8,15 @@
 
 use super::convert::{into_value, to_value};
 use super::deployments::Deployments;
+use super::parallel::map_in_order;
 use super::yaml::{self, Limits, Mapping, Node, NodeValue};
 use super::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, ServiceState, Settings};
 use crate::source::{ServiceFiles, Snapshot};
 use crate::value::Value;
 use std::collections::BTreeSet;
+
+/// Fewer services than this per thread are not worth a thread.
+const SERVICES_PER_THREAD: usize = 64;
 
 /// Loads every service of `snapshot` (or only `only_service`) for `cluster`.
 #[must_use]
@@ -22,22 +26,25 @@ pub fn load(
     cluster: &str,
     only_service: Option<&str>,
 ) -> ConfigSet {
-    let services = snapshot
+    let selected: Vec<(&String, &ServiceFiles)> = snapshot
         .services
         .iter()
         .filter(|(name, _)| only_service.is_none_or(|only| only == name.as_str()))
-        .map(|(name, files)| {
-            let loader = ServiceLoader {
-                snapshot,
-                settings,
-                cluster,
-                service: name,
-                files,
-                diagnostics: Vec::new(),
-            };
-            (name.clone(), loader.load())
-        })
         .collect();
+    // Services load independently: a few std threads share them (see
+    // `parallel`); the result does not depend on how they are split.
+    let loaded = map_in_order(&selected, SERVICES_PER_THREAD, |&(name, files)| {
+        let loader = ServiceLoader {
+            snapshot,
+            settings,
+            cluster,
+            service: name,
+            files,
+            diagnostics: Vec::new(),
+        };
+        (name.clone(), loader.load())
+    });
+    let services = loaded.into_iter().collect();
     ConfigSet {
         cluster: cluster.to_owned(),
         services,

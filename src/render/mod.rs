@@ -11,6 +11,7 @@ pub mod meta;
 mod names;
 pub mod shutdown_job;
 
+use crate::config::parallel::map_in_order;
 use crate::config::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, Settings};
 use crate::value::Value;
 use image::ImageLookup;
@@ -90,6 +91,9 @@ impl DesiredSet {
     }
 }
 
+/// Fewer services than this per thread are not worth a thread.
+const SERVICES_PER_THREAD: usize = 64;
+
 /// Renders every loaded instance of `config` (or only instances named
 /// `only_instance`, in every service, like PaaSTA's `--instance`).
 #[must_use]
@@ -102,21 +106,32 @@ pub fn render(config: &ConfigSet, settings: &Settings, only_instance: Option<&st
             .collect(),
         ..DesiredSet::default()
     };
-    for service in config.loaded_services() {
-        for instance in &service.instances {
-            if only_instance.is_some_and(|only| only != instance.instance) {
-                continue;
-            }
-            match render_instance(service, instance, &config.cluster, settings) {
-                Outcome::Rendered(resource) => desired.resources.push(*resource),
-                Outcome::Skipped(reason) => desired.skipped.push(SkippedInstance {
-                    service: instance.service.clone(),
-                    instance: instance.instance.clone(),
-                    file_prefix: instance.file_prefix.clone(),
-                    reason,
-                }),
-                Outcome::Failed(diagnostic) => desired.failed.push(failed(instance, diagnostic)),
-            }
+    let services: Vec<&ServiceConfig> = config.loaded_services().collect();
+    // Instances render independently: a few std threads share the services
+    // (see `config::parallel`); outcomes come back in service order.
+    let outcomes = map_in_order(&services, SERVICES_PER_THREAD, |service| {
+        service
+            .instances
+            .iter()
+            .filter(|instance| only_instance.is_none_or(|only| only == instance.instance))
+            .map(|instance| {
+                (
+                    instance,
+                    render_instance(service, instance, &config.cluster, settings),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    for (instance, outcome) in outcomes.into_iter().flatten() {
+        match outcome {
+            Outcome::Rendered(resource) => desired.resources.push(*resource),
+            Outcome::Skipped(reason) => desired.skipped.push(SkippedInstance {
+                service: instance.service.clone(),
+                instance: instance.instance.clone(),
+                file_prefix: instance.file_prefix.clone(),
+                reason,
+            }),
+            Outcome::Failed(diagnostic) => desired.failed.push(failed(instance, diagnostic)),
         }
     }
     reject_name_collisions(&mut desired);

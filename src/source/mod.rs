@@ -4,7 +4,7 @@
 
 mod local;
 
-pub use local::read_dir;
+pub use local::{read_dir, read_dir_for_cluster};
 
 use std::collections::BTreeMap;
 
@@ -47,6 +47,14 @@ impl FileSelection {
     /// `deployments.json` and the instance files of the configured prefixes.
     #[must_use]
     pub fn wants(&self, path_in_service: &str) -> bool {
+        self.wants_for(path_in_service, None)
+    }
+
+    /// Like [`FileSelection::wants`], but with `Some(cluster)` only that
+    /// cluster's instance files are wanted (`render`, `diff` and `apply` need
+    /// no other cluster; `validate` without `--cluster` reads them all).
+    #[must_use]
+    pub fn wants_for(&self, path_in_service: &str, cluster: Option<&str>) -> bool {
         if path_in_service == "service.yaml" || path_in_service == "deployments.json" {
             return true;
         }
@@ -62,7 +70,7 @@ impl FileSelection {
         self.file_prefixes.iter().any(|prefix| {
             stem.strip_prefix(prefix.as_str())
                 .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|cluster| !cluster.is_empty())
+                .is_some_and(|found| !found.is_empty() && cluster.is_none_or(|c| c == found))
         })
     }
 }
@@ -102,6 +110,15 @@ mod tests {
         ] {
             assert!(selection.wants(wanted), "{wanted}");
         }
+        assert!(selection.wants_for("flink-pnw-prod.yaml", Some("pnw-prod")));
+        assert!(selection.wants_for("service.yaml", Some("pnw-prod")));
+        assert!(selection.wants_for("deployments.json", Some("pnw-prod")));
+        assert!(selection.wants_for(
+            "autotuned_defaults/flinkeks-pnw-prod.yaml",
+            Some("pnw-prod")
+        ));
+        assert!(!selection.wants_for("flink-norcal-devc.yaml", Some("pnw-prod")));
+        assert!(!selection.wants_for("flink-pnw-prod-2.yaml", Some("pnw-prod")));
         for unwanted in [
             "kubernetes-pnw-prod.yaml",
             "flink.yaml",
