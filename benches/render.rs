@@ -34,6 +34,10 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
+/// The allocator of the `flink-gitops` binary (see `src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLUSTER: &str = "pnw-prod";
 
 fn settings() -> Settings {
