@@ -12,7 +12,7 @@
 //! `flink-gitops render` writes after rendering:
 //!
 //! * `read_load_render`: `source::read_dir_for_cluster` + `config::load` +
-//!   `render::render`, what `flink-gitops render` does (the page cache is
+//!   `render::render_owned`, what `flink-gitops render` does (the page cache is
 //!   warm: the tree was just written);
 //! * `read_dir`, `config_load`, `render_render`: each stage alone, on the
 //!   previous stage's output;
@@ -102,7 +102,7 @@ fn bench_render(c: &mut Criterion) {
             let snapshot =
                 read_dir_for_cluster(black_box(root), &selection, CLUSTER).expect("read the tree");
             let config_set = config::load(&snapshot, &settings, CLUSTER, None);
-            let desired = render::render(&config_set, &settings, None);
+            let desired = render::render_owned(config_set, &settings, None);
             black_box(desired.resources.len())
         });
     });

@@ -47,7 +47,7 @@ pub fn run(
     let config_set = config::load(&snapshot, &settings, &cluster, args.service.as_deref());
     // The loaded configuration owns everything it needs: the file bytes can go.
     drop(snapshot);
-    let desired = render::render(&config_set, &settings, args.instance.as_deref());
+    let desired = render::render_owned(config_set, &settings, args.instance.as_deref());
     if let Some(instance) = &args.instance {
         let found = desired.resources.iter().any(|r| &r.instance == instance)
             || desired.skipped.iter().any(|s| &s.instance == instance)

@@ -30,13 +30,20 @@ pub struct BuiltResource {
 /// config_sha/git_sha labels and desired_state annotations are added after.
 #[must_use]
 pub fn build(input: &ResourceInput<'_>) -> BuiltResource {
+    build_with_spec(input, input.spec.clone())
+}
+
+/// [`build`] with the spec moved in rather than copied (`input.spec` is not
+/// read): rendering a configuration it owns needs no copy of each spec.
+#[must_use]
+pub fn build_with_spec(input: &ResourceInput<'_>, spec: Value) -> BuiltResource {
     let ResourceInput {
         service,
         instance,
         cluster,
         kind,
         settings,
-        spec,
+        spec: _,
         git_sha,
     } = *input;
     let name = resource_name(service, instance);
@@ -96,7 +103,7 @@ fn resource_value(
     name: &str,
     labels: Map,
     annotations: Map,
-    spec: &Value,
+    spec: Value,
 ) -> Value {
     let metadata = Map::from_unsorted([
         ("annotations".to_owned(), Value::Map(annotations)),
@@ -108,7 +115,7 @@ fn resource_value(
         ("apiVersion".to_owned(), Value::Str(kind.api_version())),
         ("kind".to_owned(), Value::str(&kind.kind)),
         ("metadata".to_owned(), Value::Map(metadata)),
-        ("spec".to_owned(), spec.clone()),
+        ("spec".to_owned(), spec),
     ]))
 }
 

@@ -11,10 +11,11 @@ pub mod meta;
 mod names;
 pub mod shutdown_job;
 
-use crate::config::parallel::map_in_order;
-use crate::config::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, Settings};
+use crate::config::parallel::{map_in_order, map_in_order_owned};
+use crate::config::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, ServiceState, Settings};
 use crate::value::Value;
 use image::ImageLookup;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The desired state of one cluster.
@@ -115,10 +116,9 @@ pub fn render(config: &ConfigSet, settings: &Settings, only_instance: Option<&st
             .iter()
             .filter(|instance| only_instance.is_none_or(|only| only == instance.instance))
             .map(|instance| {
-                (
-                    instance,
-                    render_instance(service, instance, &config.cluster, settings),
-                )
+                let spec = Cow::Borrowed(&instance.spec);
+                let outcome = render_instance(service, instance, spec, &config.cluster, settings);
+                (instance, outcome)
             })
             .collect::<Vec<_>>()
     });
@@ -132,6 +132,62 @@ pub fn render(config: &ConfigSet, settings: &Settings, only_instance: Option<&st
                 reason,
             }),
             Outcome::Failed(diagnostic) => desired.failed.push(failed(instance, diagnostic)),
+        }
+    }
+    reject_name_collisions(&mut desired);
+    desired
+        .resources
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    desired
+}
+
+/// [`render`] for a configuration that is not needed afterwards: each spec
+/// moves into its resource instead of being copied, which keeps the peak
+/// memory of `flink-gitops render` down. Same result as [`render`].
+#[must_use]
+pub fn render_owned(
+    config: ConfigSet,
+    settings: &Settings,
+    only_instance: Option<&str>,
+) -> DesiredSet {
+    let ConfigSet { cluster, services } = config;
+    let mut desired = DesiredSet {
+        cluster,
+        ..DesiredSet::default()
+    };
+    let mut loaded: Vec<ServiceConfig> = Vec::new();
+    for (name, state) in services {
+        match state {
+            ServiceState::Loaded(service) => loaded.push(service),
+            ServiceState::Unknown(diagnostics) => {
+                desired.unknown_services.insert(name, diagnostics);
+            }
+        }
+    }
+    let cluster = desired.cluster.as_str();
+    let outcomes = map_in_order_owned(loaded, SERVICES_PER_THREAD, |mut service| {
+        let instances = std::mem::take(&mut service.instances);
+        instances
+            .into_iter()
+            .filter(|instance| only_instance.is_none_or(|only| only == instance.instance))
+            .map(|mut instance| {
+                let spec = std::mem::replace(&mut instance.spec, Ok(Value::Null));
+                let outcome =
+                    render_instance(&service, &instance, Cow::Owned(spec), cluster, settings);
+                (instance, outcome)
+            })
+            .collect::<Vec<_>>()
+    });
+    for (instance, outcome) in outcomes.into_iter().flatten() {
+        match outcome {
+            Outcome::Rendered(resource) => desired.resources.push(*resource),
+            Outcome::Skipped(reason) => desired.skipped.push(SkippedInstance {
+                service: instance.service,
+                instance: instance.instance,
+                file_prefix: instance.file_prefix,
+                reason,
+            }),
+            Outcome::Failed(diagnostic) => desired.failed.push(failed(&instance, diagnostic)),
         }
     }
     reject_name_collisions(&mut desired);
@@ -170,6 +226,7 @@ fn instance_diagnostic(instance: &InstanceConfig, message: &str) -> Diagnostic {
 fn render_instance(
     service: &ServiceConfig,
     instance: &InstanceConfig,
+    spec: Cow<'_, Result<Value, Diagnostic>>,
     cluster: &str,
     settings: &Settings,
 ) -> Outcome {
@@ -191,22 +248,29 @@ fn render_instance(
             return Outcome::Failed(instance_diagnostic(instance, &message));
         }
     };
-    let spec = match &instance.spec {
-        Ok(spec) => spec,
-        Err(diagnostic) => return Outcome::Failed(diagnostic.clone()),
+    let spec: Cow<'_, Value> = match spec {
+        Cow::Borrowed(Ok(spec)) => Cow::Borrowed(spec),
+        Cow::Owned(Ok(spec)) => Cow::Owned(spec),
+        Cow::Borrowed(Err(diagnostic)) => return Outcome::Failed(diagnostic.clone()),
+        Cow::Owned(Err(diagnostic)) => return Outcome::Failed(diagnostic),
     };
     if let Err(message) = names::check(&instance.service, &instance.instance, cluster, &git_sha) {
         return Outcome::Failed(instance_diagnostic(instance, &message));
     }
-    let built = flink::build(&flink::ResourceInput {
-        service: &instance.service,
-        instance: &instance.instance,
-        cluster,
-        kind,
-        settings,
-        spec,
-        git_sha: &git_sha,
-    });
+    // `build_with_spec` takes the spec itself; the input's is not read.
+    let unread = Value::Null;
+    let built = flink::build_with_spec(
+        &flink::ResourceInput {
+            service: &instance.service,
+            instance: &instance.instance,
+            cluster,
+            kind,
+            settings,
+            spec: &unread,
+            git_sha: &git_sha,
+        },
+        spec.into_owned(),
+    );
     Outcome::Rendered(Box::new(DesiredResource {
         service: instance.service.clone(),
         instance: instance.instance.clone(),
@@ -296,5 +360,31 @@ fn reject_name_collisions(desired: &mut DesiredSet) {
     colliding.sort_unstable();
     for index in colliding.into_iter().rev() {
         desired.resources.remove(index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{FileSelection, read_dir};
+    use std::path::Path;
+
+    #[test]
+    fn render_owned_matches_render_on_the_fixture_tree() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("fixtures/flink-gitops.yaml")).expect("read");
+        let settings = Settings::parse(&text, "flink-gitops.yaml").expect("settings");
+        let selection = FileSelection {
+            file_prefixes: settings.file_prefixes(),
+        };
+        let snapshot = read_dir(&root.join("fixtures/soa-configs"), &selection).expect("tree");
+        for cluster in crate::config::clusters_in(&snapshot, &settings) {
+            let config = crate::config::load(&snapshot, &settings, &cluster, None);
+            for only in [None, Some("main")] {
+                let borrowed = render(&config, &settings, only);
+                let owned = render_owned(config.clone(), &settings, only);
+                assert_eq!(owned, borrowed, "{cluster} {only:?}");
+            }
+        }
     }
 }
