@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod plan;
 pub mod render;
 pub mod source;

@@ -11,8 +11,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr; RUST_LOG overrides. The daemon reports at info, the
+    // one-shot commands only warnings (their output is the report).
+    let default_level = if matches!(cli.command, flink_gitops::cli::Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr().lock();
+    // Not locked: log lines from worker threads write to stderr too.
+    let mut stderr = std::io::stderr();
     let code = match run(&cli, &mut stdout, &mut stderr) {
         Ok(code) => code,
         Err(error) => {

@@ -72,6 +72,7 @@ fn rbac_grants_only_what_the_reconciler_uses() {
         [
             "    verbs: [\"get\", \"list\", \"watch\", \"patch\", \"delete\"]",
             "    verbs: [\"create\", \"get\", \"list\", \"delete\"]",
+            "    verbs: [\"get\", \"create\", \"update\"]",
         ]
     );
     let rules: Vec<&str> = text
@@ -87,4 +88,52 @@ fn rbac_grants_only_what_the_reconciler_uses() {
         rules.iter().all(|l| !l.contains("secrets")),
         "no secrets: {rules:?}"
     );
+}
+
+#[test]
+fn every_manifest_parses_and_the_kustomization_lists_existing_files() {
+    let kustomization = read("deploy/kustomization.yaml");
+    let node = load(&kustomization, &Limits::default())
+        .expect("yaml")
+        .expect("doc");
+    let value = flink_gitops::config::convert::to_value(&node, "").expect("value");
+    let Some(flink_gitops::value::Value::Seq(resources)) = value.pointer(&["resources"]) else {
+        panic!("resources list");
+    };
+    for resource in resources {
+        let file = resource.as_str().expect("file name");
+        let text = read(&format!("deploy/{file}"));
+        for document in text.split("\n---\n") {
+            load(document, &Limits::default()).unwrap_or_else(|e| panic!("deploy/{file}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn deployment_is_hardened_and_probed() {
+    let text = read("deploy/deployment.yaml");
+    for needle in [
+        "replicas: 2",
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+        "drop: [ALL]",
+        "path: /healthz",
+        "path: /readyz",
+        "resources:",
+    ] {
+        assert!(text.contains(needle), "deployment lacks {needle}");
+    }
+}
+
+#[test]
+fn the_configmap_holds_a_valid_configuration() {
+    let text = read("deploy/configmap.yaml");
+    let node = load(&text, &Limits::default()).expect("yaml").expect("doc");
+    let value = flink_gitops::config::convert::to_value(&node, "").expect("value");
+    let config = value
+        .pointer(&["data", "flink-gitops.yaml"])
+        .and_then(|v| v.as_str())
+        .expect("flink-gitops.yaml key");
+    let settings = Settings::parse(config, "configmap").expect("valid configuration");
+    assert!(settings.source.git.is_some());
 }

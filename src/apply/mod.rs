@@ -119,6 +119,48 @@ impl ApplyReport {
     }
 }
 
+/// One LIST per configured kind: every object carrying PaaSTA's labels.
+pub async fn read_live(
+    cluster: &KubeCluster,
+    settings: &crate::config::Settings,
+) -> Result<Vec<crate::plan::LiveObject>, ApplyError> {
+    let mut live = Vec::new();
+    for kind in &settings.kinds {
+        live.extend(cluster.list(kind).await?);
+    }
+    Ok(live)
+}
+
+/// The shutdown Jobs of prunes in progress, keyed by (namespace, name).
+/// Nothing is read when no orphan is being pruned, so a cluster in sync
+/// costs one LIST per kind and nothing more.
+pub async fn read_shutdown_jobs(
+    cluster: &KubeCluster,
+    orphans: &[crate::plan::Orphan],
+) -> Result<std::collections::BTreeMap<(String, String), Json>, ApplyError> {
+    let namespaces: BTreeSet<&str> = orphans
+        .iter()
+        .filter(|o| {
+            o.object
+                .annotation(crate::plan::prune::ANNOTATION_REQUESTED_AT)
+                .is_some()
+        })
+        .map(|o| o.object.namespace())
+        .collect();
+    let mut jobs = std::collections::BTreeMap::new();
+    for namespace in namespaces {
+        for job in prune::list_jobs(cluster, namespace).await? {
+            let name = job
+                .pointer("/metadata/name")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_owned();
+            jobs.insert((namespace.to_owned(), name), job);
+        }
+    }
+    Ok(jobs)
+}
+
 /// Executes every write of `plan`.
 pub async fn execute(plan: &Plan, cluster: &KubeCluster, options: &ApplyOptions) -> ApplyReport {
     let mut report = ApplyReport::default();

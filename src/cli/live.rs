@@ -7,7 +7,6 @@ use crate::plan::prune::{self as prune_plan, PruneInputs, PrunePlan};
 use crate::plan::{self, LiveObject, Plan, Policy};
 use crate::render::DesiredSet;
 use crate::{config, render};
-use std::collections::BTreeMap;
 
 /// Everything a live command needs after planning.
 pub struct LivePlan {
@@ -65,10 +64,9 @@ pub async fn plan_against_cluster(
     let cluster = KubeCluster::connect(args.kubeconfig.as_deref(), args.context.as_deref(), retry)
         .await
         .map_err(CliError::Cluster)?;
-    let mut live: Vec<LiveObject> = Vec::new();
-    for kind in &settings.kinds {
-        live.extend(cluster.list(kind).await.map_err(CliError::Cluster)?);
-    }
+    let mut live: Vec<LiveObject> = crate::apply::read_live(&cluster, &settings)
+        .await
+        .map_err(CliError::Cluster)?;
     live.retain(|object| {
         let identity = object.identity();
         args.service
@@ -88,32 +86,9 @@ pub async fn plan_against_cluster(
                 && o.label(crate::render::meta::LABEL_CLUSTER) == Some(cluster_name.as_str())
         })
         .count();
-    // Jobs are only read when a prune is in progress: a cluster in sync
-    // costs exactly one LIST per kind.
-    let mut jobs = BTreeMap::new();
-    let namespaces: std::collections::BTreeSet<&str> = plan
-        .orphans
-        .iter()
-        .filter(|o| {
-            o.object
-                .annotation(prune_plan::ANNOTATION_REQUESTED_AT)
-                .is_some()
-        })
-        .map(|o| o.object.namespace())
-        .collect();
-    for namespace in namespaces {
-        for job in crate::apply::prune::list_jobs(&cluster, namespace)
-            .await
-            .map_err(CliError::Cluster)?
-        {
-            let name = job
-                .pointer("/metadata/name")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            jobs.insert((namespace.to_owned(), name), job);
-        }
-    }
+    let jobs = crate::apply::read_shutdown_jobs(&cluster, &plan.orphans)
+        .await
+        .map_err(CliError::Cluster)?;
     // An empty tree is never a reason to prune everything.
     let source_healthy = config_set.loaded_services().next().is_some();
     let prunes = prune_plan::plan_prunes(

@@ -9,6 +9,7 @@ mod live;
 mod output;
 pub mod plan_output;
 mod render;
+mod run;
 mod validate;
 
 use crate::config::{Settings, SettingsError};
@@ -48,6 +49,25 @@ pub enum Command {
     Diff(DiffArgs),
     /// Apply the changes to the live cluster (server-side apply, minimal writes).
     Apply(ApplyArgs),
+    /// Run the reconciler daemon: poll git (or watch a directory), serve hooks,
+    /// health, metrics and status, and keep the cluster in step.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The reconciler configuration (flink-gitops.yaml).
+    #[arg(long, value_name = "FILE", env = "FLINK_GITOPS_CONFIG")]
+    pub config: PathBuf,
+    /// The cluster; defaults to `cluster` of the configuration.
+    #[arg(long, short = 'c')]
+    pub cluster: Option<String>,
+    /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context; default: the current context.
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 /// Options of commands that talk to a cluster.
@@ -178,6 +198,8 @@ pub enum CliError {
     Cluster(crate::apply::ApplyError),
     #[error("invalid shutdown Job template: {0}")]
     JobTemplate(String),
+    #[error("the daemon stopped: {0}")]
+    Daemon(String),
     #[error("failed to write the output")]
     Write(#[from] std::io::Error),
 }
@@ -193,6 +215,7 @@ pub fn run(
         Command::Validate(args) => validate::run(args, stdout, stderr),
         Command::Diff(args) => diff::run(args, stdout, stderr),
         Command::Apply(args) => apply::run(args, stdout, stderr),
+        Command::Run(args) => run::run(args, stdout, stderr),
     }
 }
 

@@ -2,6 +2,7 @@
 //! typed [`ConfigSet`] of one cluster, with PaaSTA's loading semantics.
 
 pub mod convert;
+pub mod daemon_settings;
 pub mod deployments;
 mod diagnostic;
 pub(crate) mod parallel;

@@ -43,6 +43,18 @@ pub struct Settings {
     /// How clusters removed from soa-configs are stopped and deleted.
     #[serde(default)]
     pub prune: PruneSettings,
+    /// Where the daemon reads soa-configs from.
+    #[serde(default)]
+    pub source: super::daemon_settings::SourceSettings,
+    /// The daemon's HTTP endpoints.
+    #[serde(default)]
+    pub server: super::daemon_settings::ServerSettings,
+    /// The daemon's push-hook receiver.
+    #[serde(default)]
+    pub hooks: super::daemon_settings::HookSettings,
+    /// The daemon's leader election.
+    #[serde(default)]
+    pub leader_election: super::daemon_settings::LeaderSettings,
 }
 
 /// What pruning does with a cluster whose instance left soa-configs.
@@ -252,6 +264,10 @@ impl Default for Settings {
             kinds: default_kinds(),
             apply: ApplySettings::default(),
             prune: PruneSettings::default(),
+            source: super::daemon_settings::SourceSettings::default(),
+            server: super::daemon_settings::ServerSettings::default(),
+            hooks: super::daemon_settings::HookSettings::default(),
+            leader_election: super::daemon_settings::LeaderSettings::default(),
         }
     }
 }
@@ -323,6 +339,18 @@ impl Settings {
             return Err(invalid(
                 "apply",
                 "concurrency and retry_attempts must be at least 1".to_owned(),
+            ));
+        }
+        if self.source.git.is_some() && self.source.dir.is_some() {
+            return Err(invalid(
+                "source",
+                "set either source.git or source.dir, not both".to_owned(),
+            ));
+        }
+        if self.leader_election.retry_period >= self.leader_election.lease_duration {
+            return Err(invalid(
+                "leader_election",
+                "retry_period must be shorter than lease_duration".to_owned(),
             ));
         }
         if !(0.0..=1.0).contains(&self.prune.max_fraction) {

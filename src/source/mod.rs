@@ -2,6 +2,7 @@
 //! the bytes of the files the reconciler reads, per service, so that the
 //! config stage never touches a filesystem or a repository.
 
+pub mod git;
 mod local;
 
 pub use local::{read_dir, read_dir_for_cluster};

@@ -190,6 +190,15 @@ impl FakeApiServer {
         self.register_kind(JOB_GROUP, JOB_VERSION, JOB_KIND, JOB_PLURAL);
     }
 
+    /// Registers `leases.coordination.k8s.io/v1` at
+    /// `/apis/coordination.k8s.io/v1/namespaces/{ns}/leases`
+    /// (https://kubernetes.io/docs/concepts/architecture/leases/), served like
+    /// a custom resource: a `PUT` carrying a stale `metadata.resourceVersion`
+    /// gets 409 Conflict, a `POST` of an existing name 409 AlreadyExists.
+    pub fn register_leases(&self) {
+        self.register_kind("coordination.k8s.io", "v1", "Lease", "leases");
+    }
+
     /// Creates a namespace (no error if it exists).
     pub fn create_namespace(&self, name: &str) {
         let mut state = lock(&self.shared);

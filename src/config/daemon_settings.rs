@@ -1,0 +1,204 @@
+//! The daemon's sections of `flink-gitops.yaml`: where soa-configs come from
+//! (`source`), the HTTP server and push hooks (`server`, `hooks`), and leader
+//! election (`leader_election`). Every key has a default; secrets are only
+//! ever named by file or environment variable, never written inline.
+
+use serde::{Deserialize, Deserializer};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Durations written as text: `90s`, `30m`, `1h 30m`.
+pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like 30s: {e}")))
+}
+
+/// `source`: a git repository, or a directory synced by other means.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    /// A git repository, fetched every `poll_interval` and on push hooks.
+    #[serde(default)]
+    pub git: Option<GitSettings>,
+    /// A directory (PaaSTA's `/nail/etc/services`), watched for changes.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// How often to fetch (git) or rescan (dir); jittered by ±10%.
+    #[serde(default = "default_poll_interval", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// Quiet period after a file event before the directory is rescanned.
+    #[serde(default = "default_debounce", deserialize_with = "duration")]
+    pub debounce: Duration,
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        SourceSettings {
+            git: None,
+            dir: None,
+            poll_interval: default_poll_interval(),
+            debounce: default_debounce(),
+        }
+    }
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_debounce() -> Duration {
+    Duration::from_millis(500)
+}
+
+/// `source.git`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitSettings {
+    /// `https://…`, `ssh://…`, `git@host:path`, `git://…` or `file://…`.
+    pub url: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Where the bare clone lives between restarts.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: PathBuf,
+    #[serde(default)]
+    pub credentials: GitCredentials,
+    /// Accept a new head that does not descend from the last one (a
+    /// force-push). Off by default: the last good snapshot is kept and the
+    /// source reported unhealthy until an operator decides.
+    #[serde(default)]
+    pub accept_force_push: bool,
+}
+
+fn default_branch() -> String {
+    "master".to_owned()
+}
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from("/var/cache/flink-gitops")
+}
+
+/// `source.git.credentials`: where secrets are read from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GitCredentials {
+    /// https: user name for basic auth (a token's user for GitHub/GitLab).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// https: a file holding the token or password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// https: an environment variable holding the token or password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// ssh: the private key file.
+    #[serde(default)]
+    pub ssh_key_file: Option<PathBuf>,
+    /// ssh: known_hosts to check the server's key against.
+    #[serde(default)]
+    pub known_hosts_file: Option<PathBuf>,
+}
+
+/// `server`: the HTTP endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `/healthz`, `/readyz`, `/metrics`, `/status`, `/hooks/push`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8080".to_owned()
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// `hooks`: the push-hook receiver. A hook is only accepted with a valid
+/// signature from one of the configured secrets; with none configured the
+/// endpoint answers 404.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSettings {
+    /// GitHub: `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body>`.
+    #[serde(default)]
+    pub github_secret_file: Option<PathBuf>,
+    /// GitLab: `X-Gitlab-Token: <token>`.
+    #[serde(default)]
+    pub gitlab_token_file: Option<PathBuf>,
+    /// Anything else: `X-Flink-Gitops-Signature: sha256=<HMAC-SHA256 of the body>`.
+    #[serde(default)]
+    pub generic_secret_file: Option<PathBuf>,
+    /// Larger bodies are refused with 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        HookSettings {
+            github_secret_file: None,
+            gitlab_token_file: None,
+            generic_secret_file: None,
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+/// `leader_election`: one writer among the replicas, on a
+/// `coordination.k8s.io/v1` Lease.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderSettings {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// Default: the namespace the pod runs in (`POD_NAMESPACE`), else `default`.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// A standby takes over this long after the leader's last renewal.
+    #[serde(default = "default_lease_duration", deserialize_with = "duration")]
+    pub lease_duration: Duration,
+    /// How often the leader renews and a standby retries.
+    #[serde(default = "default_retry_period", deserialize_with = "duration")]
+    pub retry_period: Duration,
+    /// Default: `POD_NAME`, else the host name.
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_lease_name() -> String {
+    "flink-gitops".to_owned()
+}
+fn default_lease_duration() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_retry_period() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl Default for LeaderSettings {
+    fn default() -> Self {
+        LeaderSettings {
+            enabled: true,
+            lease_name: default_lease_name(),
+            namespace: None,
+            lease_duration: default_lease_duration(),
+            retry_period: default_retry_period(),
+            identity: None,
+        }
+    }
+}

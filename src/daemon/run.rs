@@ -1,0 +1,524 @@
+//! The reconcile loop: triggers (interval, push hooks, file events) merged
+//! into one queue; each trigger fetches the source, re-renders what changed,
+//! plans against the live cluster and, on the leader only, applies and
+//! prunes. A broken fetch or a bad commit keeps the last good snapshot and
+//! never prunes.
+
+use super::engine::{Engine, changed_services};
+use super::hooks::HookSecrets;
+use super::http::{self, HttpState, Trigger};
+use super::leader::{LeaderElector, default_identity};
+use super::metrics::Metrics;
+use crate::apply::{self, ApplyOptions, KubeCluster, RetryPolicy};
+use crate::config::{PruneMode, Settings};
+use crate::plan::prune::{PruneInputs, plan_prunes};
+use crate::plan::{self, Action, Policy};
+use crate::render::shutdown_job;
+use crate::source::git::{FetchOutcome, GitSource};
+use crate::source::{FileSelection, Snapshot, read_dir};
+use rand::Rng;
+use serde_json::{Value as Json, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+use tokio::sync::{mpsc, watch};
+
+/// How the daemon was started.
+pub struct DaemonOptions {
+    pub settings: Settings,
+    pub cluster: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+/// Why the daemon could not start (once running, errors are reported, not fatal).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("no source configured: set source.git or source.dir in the configuration")]
+    NoSource,
+    #[error(transparent)]
+    Connect(#[from] apply::ApplyError),
+    #[error("failed to open the git source: {0}")]
+    OpenGit(String),
+    #[error("failed to listen on {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid hook secrets: {0}")]
+    Hooks(String),
+    #[error("invalid shutdown Job template: {0}")]
+    JobTemplate(String),
+}
+
+/// One snapshot from the source and what changed in it.
+struct SourceUpdate {
+    snapshot: Snapshot,
+    /// `None`: everything may have changed.
+    changed: Option<BTreeSet<String>>,
+    revision: String,
+    author: Option<String>,
+    subject: Option<String>,
+}
+
+enum Source {
+    Git(Arc<Mutex<GitSource>>),
+    Dir {
+        path: PathBuf,
+        selection: FileSelection,
+        last: Option<Snapshot>,
+    },
+}
+
+impl Source {
+    async fn poll(&mut self) -> Result<Option<SourceUpdate>, String> {
+        match self {
+            Source::Git(git) => {
+                let git = git.clone();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let mut source = git
+                        .lock()
+                        .map_err(|_| "git source lock poisoned".to_owned())?;
+                    source.fetch().map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())??;
+                Ok(match outcome {
+                    FetchOutcome::Unchanged => None,
+                    FetchOutcome::Updated(update) => Some(SourceUpdate {
+                        snapshot: update.snapshot,
+                        changed: update.changed_services,
+                        revision: update.revision,
+                        author: Some(update.author),
+                        subject: Some(update.subject),
+                    }),
+                })
+            }
+            Source::Dir {
+                path,
+                selection,
+                last,
+            } => {
+                let (path_copy, selection_copy) = (path.clone(), selection.clone());
+                let snapshot =
+                    tokio::task::spawn_blocking(move || read_dir(&path_copy, &selection_copy))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                let changed = match last {
+                    Some(previous) => {
+                        let changed = changed_services(previous, &snapshot);
+                        if changed.is_empty() {
+                            return Ok(None);
+                        }
+                        Some(changed)
+                    }
+                    None => None,
+                };
+                *last = Some(snapshot.clone());
+                Ok(Some(SourceUpdate {
+                    snapshot,
+                    changed,
+                    revision: "local".to_owned(),
+                    author: None,
+                    subject: None,
+                }))
+            }
+        }
+    }
+}
+
+/// The state shared with the HTTP endpoints.
+struct Shared {
+    ready: Arc<AtomicBool>,
+    status: Arc<RwLock<Json>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Runs until `shutdown` resolves; the current cycle always finishes.
+pub async fn run(
+    options: DaemonOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let DaemonOptions {
+        settings,
+        cluster: cluster_name,
+        kubeconfig,
+        context,
+    } = options;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let selection = FileSelection {
+        file_prefixes: settings.file_prefixes(),
+    };
+    let mut source = match (&settings.source.git, &settings.source.dir) {
+        (Some(git), _) => Source::Git(Arc::new(Mutex::new(
+            GitSource::open(git, selection.clone())
+                .map_err(|e| DaemonError::OpenGit(e.to_string()))?,
+        ))),
+        (None, Some(dir)) => Source::Dir {
+            path: dir.clone(),
+            selection: selection.clone(),
+            last: None,
+        },
+        (None, None) => return Err(DaemonError::NoSource),
+    };
+    let retry = RetryPolicy {
+        attempts: settings.apply.retry_attempts,
+        ..RetryPolicy::default()
+    };
+    let cluster = KubeCluster::connect(kubeconfig.as_deref(), context.as_deref(), retry).await?;
+    let job_template = match &settings.prune.job_template {
+        Some(template) => template.clone(),
+        None => shutdown_job::default_template().map_err(DaemonError::JobTemplate)?,
+    };
+    let hooks =
+        HookSecrets::load(&settings.hooks).map_err(|e| DaemonError::Hooks(e.to_string()))?;
+    let shared = Shared {
+        ready: Arc::new(AtomicBool::new(false)),
+        status: Arc::new(RwLock::new(json!({"state": "starting"}))),
+        metrics: Arc::new(Metrics::new()),
+    };
+    // Capacity 1: a burst of triggers coalesces into one pending cycle.
+    let (trigger_tx, mut trigger_rx) = mpsc::channel::<Trigger>(1);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = {
+        let stop_rx = stop_rx.clone();
+        move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        }
+    };
+
+    let listener = tokio::net::TcpListener::bind(&settings.server.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            address: settings.server.listen.clone(),
+            source,
+        })?;
+    let http_state = HttpState {
+        ready: shared.ready.clone(),
+        status: shared.status.clone(),
+        metrics: shared.metrics.clone(),
+        hooks: (!hooks.is_empty()).then(|| Arc::new(hooks)),
+        max_body_bytes: settings.hooks.max_body_bytes,
+        triggers: trigger_tx.clone(),
+    };
+    let server = tokio::spawn(http::serve(listener, http_state, stopped()));
+
+    let (leader_tx, leader_rx) = watch::channel(!settings.leader_election.enabled);
+    let elector = if settings.leader_election.enabled {
+        let namespace = settings
+            .leader_election
+            .namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".to_owned());
+        let identity = settings
+            .leader_election
+            .identity
+            .clone()
+            .unwrap_or_else(default_identity);
+        let elector = LeaderElector::new(
+            cluster.clone(),
+            &settings.leader_election,
+            identity,
+            namespace,
+        );
+        Some(tokio::spawn(elector.run(leader_tx, stopped())))
+    } else {
+        None
+    };
+
+    let interval = settings.source.poll_interval;
+    let ticker_tx = trigger_tx.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            let _ = ticker_tx.try_send(Trigger::Interval);
+            let jitter = rand::rng().random_range(0.9..1.1);
+            tokio::time::sleep(interval.mul_f64(jitter)).await;
+        }
+    });
+    let _watcher = match &source {
+        Source::Dir { path, .. } => Some(super::watch::watch_dir(
+            path,
+            settings.source.debounce,
+            trigger_tx.clone(),
+        )),
+        Source::Git(_) => None,
+    };
+
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        }
+    });
+
+    let mut engine = Engine::new(settings.clone(), cluster_name.clone());
+    let mut reconciler = Reconciler {
+        settings: &settings,
+        cluster: &cluster,
+        cluster_name: &cluster_name,
+        job_template: &job_template,
+        shared: &shared,
+        revision: None,
+        source_error: None,
+    };
+    let mut stop_rx = stop_rx;
+    let mut leader_changes = leader_rx.clone();
+    loop {
+        let trigger = tokio::select! {
+            trigger = trigger_rx.recv() => trigger,
+            // A new leader reconciles at once instead of at the next interval.
+            Ok(()) = leader_changes.changed() => {
+                if *leader_changes.borrow_and_update() { Some(Trigger::Manual) } else { continue }
+            }
+            _ = stop_rx.wait_for(|stop| *stop) => None,
+        };
+        let Some(trigger) = trigger else {
+            break;
+        };
+        let is_leader = *leader_rx.borrow();
+        shared.metrics.set_leader(is_leader);
+        reconciler
+            .cycle(&mut source, &mut engine, trigger, is_leader)
+            .await;
+    }
+    tracing::info!("shutting down: the last cycle finished");
+    ticker.abort();
+    if let Some(elector) = elector {
+        let _ = elector.await;
+    }
+    let _ = server.await;
+    Ok(())
+}
+
+struct Reconciler<'a> {
+    settings: &'a Settings,
+    cluster: &'a KubeCluster,
+    cluster_name: &'a str,
+    job_template: &'a Json,
+    shared: &'a Shared,
+    revision: Option<(String, Option<String>, Option<String>)>,
+    source_error: Option<String>,
+}
+
+impl Reconciler<'_> {
+    #[tracing::instrument(skip_all, fields(trigger = ?trigger))]
+    async fn cycle(
+        &mut self,
+        source: &mut Source,
+        engine: &mut Engine,
+        trigger: Trigger,
+        is_leader: bool,
+    ) {
+        let started = Instant::now();
+        let scope = match source.poll().await {
+            Ok(Some(update)) => {
+                self.source_error = None;
+                let rendered_before = engine.counters().services_rendered;
+                let touched = engine.update(&update.snapshot, update.changed.as_ref());
+                let rendered = engine.counters().services_rendered - rendered_before;
+                self.shared
+                    .metrics
+                    .services_rendered(usize::try_from(rendered).unwrap_or(usize::MAX));
+                self.shared.metrics.set_revision(&update.revision);
+                self.revision = Some((update.revision, update.author, update.subject));
+                // A full plan on the interval and after the first snapshot;
+                // a push plans the services it changed.
+                match (trigger, update.changed) {
+                    (Trigger::Interval | Trigger::Manual, _) | (_, None) => None,
+                    (_, Some(_)) => Some(touched),
+                }
+            }
+            Ok(None) if matches!(trigger, Trigger::Interval | Trigger::Manual) => None,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "source fetch failed: keeping the last good snapshot, no pruning");
+                self.shared.metrics.error("source");
+                self.source_error = Some(error);
+                if engine.service_count() == 0 {
+                    self.publish_status(None, &[], &[], is_leader);
+                    return;
+                }
+                None
+            }
+        };
+        match self.reconcile(engine, scope.as_ref(), is_leader).await {
+            Ok((entries, prunes)) => {
+                self.shared.metrics.observe_reconcile(started.elapsed());
+                self.shared.metrics.set_last_sync(SystemTime::now());
+                if self.source_error.is_none() {
+                    self.shared.ready.store(true, Ordering::SeqCst);
+                }
+                self.publish_status(None, &entries, &prunes, is_leader);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reconcile failed");
+                self.shared.metrics.error(error.category());
+                self.publish_status(Some(error.to_string()), &[], &[], is_leader);
+            }
+        }
+    }
+
+    async fn reconcile(
+        &mut self,
+        engine: &Engine,
+        scope: Option<&BTreeSet<String>>,
+        is_leader: bool,
+    ) -> Result<(Vec<Json>, Vec<Json>), apply::ApplyError> {
+        let desired = engine.desired(scope);
+        let mut live = apply::read_live(self.cluster, self.settings).await?;
+        if let Some(scope) = scope {
+            live.retain(|o| {
+                o.identity()
+                    .is_some_and(|(service, _)| scope.contains(service))
+            });
+        }
+        let policy = Policy {
+            field_manager: self.settings.apply.field_manager.clone(),
+            takeover_managers: self.settings.apply.takeover_managers.clone(),
+        };
+        let plan = plan::plan(&desired, &live, &policy);
+        let managed = live
+            .iter()
+            .filter(|o| {
+                o.identity().is_some()
+                    && o.label(crate::render::meta::LABEL_CLUSTER) == Some(self.cluster_name)
+            })
+            .count();
+        let jobs = apply::read_shutdown_jobs(self.cluster, &plan.orphans).await?;
+        let prunes = plan_prunes(
+            &plan.orphans,
+            &PruneInputs {
+                settings: &self.settings.prune,
+                jobs: &jobs,
+                managed,
+                allow_mass_prune: false,
+                source_healthy: self.source_error.is_none() && engine.has_loaded_services(),
+                now: SystemTime::now(),
+            },
+        );
+        let mut counts: BTreeMap<&str, usize> = plan.counts();
+        counts.insert("orphaned", plan.orphans.len());
+        self.shared.metrics.set_objects(&counts);
+        let mut failures: BTreeMap<String, String> = BTreeMap::new();
+        if is_leader {
+            let options = ApplyOptions {
+                policy: policy.clone(),
+                dry_run: false,
+                concurrency: self.settings.apply.concurrency,
+                create_namespaces: self.settings.apply.create_namespaces,
+            };
+            let report = apply::execute(&plan, self.cluster, &options).await;
+            for write in report.failures() {
+                if let Err(error) = &write.outcome {
+                    self.shared.metrics.error(error.category());
+                    failures.insert(write.subject.clone(), error.to_string());
+                }
+            }
+            if self.settings.prune.mode != PruneMode::Off {
+                let revision = self
+                    .revision
+                    .as_ref()
+                    .map_or("unknown", |(r, _, _)| r.as_str());
+                for result in apply::prune::execute(
+                    &prunes,
+                    self.cluster,
+                    &policy.field_manager,
+                    self.job_template,
+                    revision,
+                    SystemTime::now(),
+                )
+                .await
+                {
+                    if let Err(error) = result.outcome {
+                        self.shared.metrics.error(error.category());
+                        failures.insert(result.subject, error.to_string());
+                    }
+                }
+            }
+        }
+        let entries = plan
+            .entries
+            .iter()
+            .map(|entry| {
+                let mut object = json!({
+                    "service": entry.service,
+                    "instance": entry.instance,
+                    "subject": entry.subject,
+                    "action": entry.action.name(),
+                });
+                match &entry.action {
+                    Action::Update(reasons) => {
+                        object["reasons"] = reasons.iter().map(ToString::to_string).collect();
+                    }
+                    Action::Skip(m) | Action::Blocked(m) | Action::Failed(m) => {
+                        object["message"] = json!(m)
+                    }
+                    _ => {}
+                }
+                if let Some(error) = failures.get(&entry.subject) {
+                    object["error"] = json!(error);
+                }
+                object
+            })
+            .collect();
+        let prunes = prunes
+            .entries
+            .iter()
+            .map(|p| {
+                json!({
+                    "service": p.orphan.service,
+                    "instance": p.orphan.instance,
+                    "subject": p.orphan.subject,
+                    "action": p.action.name(),
+                    "message": p.message,
+                    "job": p.job.as_ref().map(|(name, state)| json!({"name": name, "state": state.name()})),
+                    "error": failures.get(&p.orphan.subject),
+                })
+            })
+            .collect();
+        Ok((entries, prunes))
+    }
+
+    fn publish_status(
+        &self,
+        error: Option<String>,
+        entries: &[Json],
+        prunes: &[Json],
+        is_leader: bool,
+    ) {
+        let (revision, author, subject) = self
+            .revision
+            .clone()
+            .map_or((None, None, None), |(r, a, s)| (Some(r), a, s));
+        let document = json!({
+            "cluster": self.cluster_name,
+            "revision": revision,
+            "commit": {"author": author, "subject": subject},
+            "leader": is_leader,
+            "source": {"healthy": self.source_error.is_none(), "error": self.source_error},
+            "last_error": error,
+            "updated_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            "instances": entries,
+            "prunes": prunes,
+        });
+        if let Ok(mut status) = self.shared.status.write() {
+            // A failed cycle keeps the last known instances.
+            if entries.is_empty() && error.is_some() {
+                status["last_error"] = document["last_error"].clone();
+                status["source"] = document["source"].clone();
+                status["updated_at"] = document["updated_at"].clone();
+            } else {
+                *status = document;
+            }
+        }
+    }
+}

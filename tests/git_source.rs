@@ -1,0 +1,692 @@
+//! The git source against real repositories made with the `git` CLI, served
+//! over `file://` and over `git daemon` on 127.0.0.1.
+
+use flink_gitops::config::daemon_settings::{GitCredentials, GitSettings};
+use flink_gitops::source::FileSelection;
+use flink_gitops::source::git::{FetchOutcome, GitError, GitSource, GitUpdate};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Runs `git` in `dir` with a fixed identity and no user configuration.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Test Author",
+            "-c",
+            "user.email=author@example.com",
+            "-c",
+            "init.defaultBranch=master",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A working repository (`<tmp>/soa`) that tests commit to, and a cache
+/// directory for the source.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("soa")).expect("mkdir");
+        let fixture = Fixture { dir };
+        git(&fixture.work(), &["init", "-q"]);
+        fixture
+    }
+
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("soa")
+    }
+
+    fn file_url(&self) -> String {
+        format!("file://{}", self.work().display())
+    }
+
+    fn write(&self, path: &str, content: &str) {
+        let path = self.work().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+
+    fn remove(&self, path: &str) {
+        git(&self.work(), &["rm", "-q", "-r", path]);
+    }
+
+    /// Stages everything and commits; returns the sha.
+    fn commit(&self, message: &str) -> String {
+        git(&self.work(), &["add", "-A"]);
+        self.commit_staged(message)
+    }
+
+    fn commit_staged(&self, message: &str) -> String {
+        git(&self.work(), &["commit", "-q", "-m", message]);
+        git(&self.work(), &["rev-parse", "HEAD"])
+    }
+
+    fn settings(&self, url: &str, cache: &str) -> GitSettings {
+        GitSettings {
+            url: url.to_owned(),
+            branch: "master".to_owned(),
+            cache_dir: self.dir.path().join(cache),
+            credentials: GitCredentials::default(),
+            accept_force_push: false,
+        }
+    }
+
+    fn open(&self, url: &str) -> GitSource {
+        GitSource::open(&self.settings(url, "cache"), selection()).expect("open")
+    }
+
+    /// Three services, files the pipeline reads and files it ignores.
+    fn seed(&self) -> String {
+        self.write("svc-a/service.yaml", "description: a\n");
+        self.write("svc-a/flink-c1.yaml", "main: {parallelism: 1}\n");
+        self.write("svc-a/kubernetes-c1.yaml", "main: {}\n");
+        self.write(
+            "svc-a/autotuned_defaults/flink-c1.yaml",
+            "main: {cpus: 2}\n",
+        );
+        self.write("svc-a/autotuned_defaults/kubernetes-c1.yaml", "{}\n");
+        self.write("svc-a/nested/flink-c1.yaml", "{}\n");
+        self.write("svc-b/deployments.json", "{\"v2\": {}}\n");
+        self.write("svc-b/flink-c2.yaml", "main: {}\n");
+        self.write("svc-c/README.md", "no instances\n");
+        self.write(".github/flink-c1.yaml", "hidden\n");
+        self.write("README.md", "soa-configs\n");
+        self.commit("Seed soa-configs\n\nWith a body.")
+    }
+}
+
+fn selection() -> FileSelection {
+    FileSelection {
+        file_prefixes: vec!["flink".to_owned()],
+    }
+}
+
+fn updated(outcome: Result<FetchOutcome, GitError>) -> GitUpdate {
+    match outcome {
+        Ok(FetchOutcome::Updated(update)) => update,
+        Ok(FetchOutcome::Unchanged) => panic!("expected an update, got Unchanged"),
+        Err(error) => panic!("expected an update, got {error}"),
+    }
+}
+
+fn set(names: &[&str]) -> Option<BTreeSet<String>> {
+    Some(names.iter().map(|name| (*name).to_owned()).collect())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// `git daemon` exporting the fixture's temp dir; killed on drop.
+///
+/// `git-daemon` is started directly, not through `git daemon`: killing the
+/// `git` wrapper would leave the daemon serving.
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Daemon {
+    fn start(base: &Path) -> Self {
+        Self::start_on(base, free_port())
+    }
+
+    fn start_on(base: &Path, port: u16) -> Self {
+        let exec_path = git(Path::new("."), &["--exec-path"]);
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .args([
+                "--reuseaddr",
+                "--export-all",
+                &format!("--base-path={}", base.display()),
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+            ])
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn git daemon");
+        let daemon = Daemon { child, port };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        daemon
+    }
+
+    fn url(&self, repo: &str) -> String {
+        format!("git://127.0.0.1:{}/{repo}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Log lines written while `f` runs on this thread.
+fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let logs = String::from_utf8_lossy(&buffer.0.lock().expect("lock")).into_owned();
+    (result, logs)
+}
+
+#[test]
+fn git_source_can_move_to_a_blocking_thread() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<GitSource>();
+    assert_send::<GitError>();
+}
+
+#[test]
+fn first_fetch_reads_the_selected_files_of_every_service() {
+    let fixture = Fixture::new();
+    let sha = fixture.seed();
+    let url = fixture.file_url();
+    let mut source = fixture.open(&url);
+    assert_eq!(source.last_revision(), None);
+
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, None);
+    assert_eq!(update.revision, sha);
+    assert_eq!(update.author, "Test Author <author@example.com>");
+    assert_eq!(update.subject, "Seed soa-configs");
+    let snapshot = &update.snapshot;
+    assert_eq!(snapshot.revision.as_deref(), Some(sha.as_str()));
+    assert_eq!(snapshot.root, format!("{url}@{}", &sha[..12]));
+    let services: Vec<&str> = snapshot.services.keys().map(String::as_str).collect();
+    assert_eq!(services, ["svc-a", "svc-b", "svc-c"]);
+    let svc_a = &snapshot.services["svc-a"].files;
+    let files: Vec<&str> = svc_a.keys().map(String::as_str).collect();
+    assert_eq!(
+        files,
+        [
+            "autotuned_defaults/flink-c1.yaml",
+            "flink-c1.yaml",
+            "service.yaml"
+        ]
+    );
+    assert_eq!(svc_a["flink-c1.yaml"], b"main: {parallelism: 1}\n");
+    assert_eq!(
+        svc_a["autotuned_defaults/flink-c1.yaml"],
+        b"main: {cpus: 2}\n"
+    );
+    assert_eq!(
+        snapshot.services["svc-b"].files["deployments.json"],
+        b"{\"v2\": {}}\n"
+    );
+    assert!(snapshot.services["svc-c"].files.is_empty());
+    assert_eq!(source.last_revision(), Some(sha.as_str()));
+
+    assert_eq!(source.fetch().expect("fetch"), FetchOutcome::Unchanged);
+    assert_eq!(source.last_revision(), Some(sha.as_str()));
+}
+
+#[test]
+fn new_commits_report_the_services_they_touch_over_git_daemon() {
+    let fixture = Fixture::new();
+    fixture.seed();
+    let daemon = Daemon::start(fixture.dir.path());
+    let mut source = fixture.open(&daemon.url("soa"));
+    updated(source.fetch());
+
+    fixture.write("svc-a/flink-c1.yaml", "main: {parallelism: 2}\n");
+    let second = fixture.commit("Scale svc-a");
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, set(&["svc-a"]));
+    assert_eq!(update.revision, second);
+    assert_eq!(update.subject, "Scale svc-a");
+    assert_eq!(
+        update.snapshot.services["svc-a"].files["flink-c1.yaml"],
+        b"main: {parallelism: 2}\n"
+    );
+    assert_eq!(source.fetch().expect("fetch"), FetchOutcome::Unchanged);
+
+    fixture.remove("svc-b");
+    fixture.write("README.md", "top-level files are not services\n");
+    fixture.write(".github/flink-c1.yaml", "hidden folders are not services\n");
+    fixture.write(
+        "svc-c/notes.txt",
+        "unselected files still mark the service\n",
+    );
+    let third = fixture.commit("Retire svc-b");
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, set(&["svc-b", "svc-c"]));
+    assert!(!update.snapshot.services.contains_key("svc-b"));
+    assert_eq!(source.last_revision(), Some(third.as_str()));
+
+    // Two commits at once: the union of what they touched.
+    fixture.write("svc-d/flink-c1.yaml", "main: {}\n");
+    fixture.commit("Add svc-d");
+    fixture.write(
+        "svc-a/autotuned_defaults/flink-c1.yaml",
+        "main: {cpus: 3}\n",
+    );
+    fixture.commit("Autotune svc-a");
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, set(&["svc-a", "svc-d"]));
+}
+
+#[test]
+fn a_force_push_is_refused_unless_accepted() {
+    let fixture = Fixture::new();
+    let first = fixture.seed();
+    let url = fixture.file_url();
+    let mut strict = GitSource::open(&fixture.settings(&url, "strict"), selection()).expect("open");
+    let mut lenient_settings = fixture.settings(&url, "lenient");
+    lenient_settings.accept_force_push = true;
+    let mut lenient = GitSource::open(&lenient_settings, selection()).expect("open");
+    updated(strict.fetch());
+    updated(lenient.fetch());
+
+    // An unrelated history replaces the branch.
+    git(&fixture.work(), &["checkout", "-q", "--orphan", "rewrite"]);
+    git(&fixture.work(), &["rm", "-q", "-r", "--cached", "."]);
+    std::fs::remove_dir_all(fixture.work().join("svc-b")).expect("rm");
+    let rewritten = fixture.commit("Rewrite history");
+    git(&fixture.work(), &["branch", "-f", "master", "rewrite"]);
+
+    for _ in 0..2 {
+        match strict.fetch() {
+            Err(GitError::ForcePushed {
+                previous, revision, ..
+            }) => {
+                assert_eq!(previous, first);
+                assert_eq!(revision, rewritten);
+            }
+            other => panic!("expected ForcePushed, got {other:?}"),
+        }
+        assert_eq!(strict.last_revision(), Some(first.as_str()));
+    }
+
+    let update = updated(lenient.fetch());
+    assert_eq!(update.changed_services, None);
+    assert_eq!(update.revision, rewritten);
+    assert!(!update.snapshot.services.contains_key("svc-b"));
+    assert_eq!(lenient.last_revision(), Some(rewritten.as_str()));
+    assert_eq!(lenient.fetch().expect("fetch"), FetchOutcome::Unchanged);
+}
+
+#[test]
+fn a_stopped_git_daemon_keeps_the_last_revision() {
+    let fixture = Fixture::new();
+    let first = fixture.seed();
+    let mut daemon = Daemon::start(fixture.dir.path());
+    let mut source = fixture.open(&daemon.url("soa"));
+    updated(source.fetch());
+
+    daemon.stop();
+    fixture.write("svc-a/flink-c1.yaml", "main: {parallelism: 5}\n");
+    fixture.commit("Scale svc-a");
+    match source.fetch() {
+        Err(error @ GitError::Fetch { .. }) => {
+            assert!(error.to_string().contains("127.0.0.1"), "{error}");
+        }
+        other => panic!("expected Fetch, got {other:?}"),
+    }
+    assert_eq!(source.last_revision(), Some(first.as_str()));
+
+    // Once the remote is back, the change is picked up relative to `first`.
+    let _daemon = Daemon::start_on(fixture.dir.path(), daemon.port);
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, set(&["svc-a"]));
+}
+
+#[test]
+fn a_deleted_file_remote_keeps_the_last_revision() {
+    let fixture = Fixture::new();
+    let first = fixture.seed();
+    let mut source = fixture.open(&fixture.file_url());
+    updated(source.fetch());
+
+    std::fs::remove_dir_all(fixture.work()).expect("rm");
+    match source.fetch() {
+        Err(GitError::Fetch { url, branch, .. }) => {
+            assert_eq!(url, fixture.file_url());
+            assert_eq!(branch, "master");
+        }
+        other => panic!("expected Fetch, got {other:?}"),
+    }
+    assert_eq!(source.last_revision(), Some(first.as_str()));
+}
+
+#[test]
+fn a_deleted_branch_is_reported_as_missing() {
+    let fixture = Fixture::new();
+    let first = fixture.seed();
+    let daemon = Daemon::start(fixture.dir.path());
+    let mut over_file = fixture.open(&fixture.file_url());
+    let mut over_daemon = GitSource::open(
+        &fixture.settings(&daemon.url("soa"), "cache-daemon"),
+        selection(),
+    )
+    .expect("open");
+    updated(over_file.fetch());
+    updated(over_daemon.fetch());
+
+    git(&fixture.work(), &["checkout", "-q", "-b", "elsewhere"]);
+    git(&fixture.work(), &["branch", "-q", "-D", "master"]);
+    for source in [&mut over_file, &mut over_daemon] {
+        match source.fetch() {
+            Err(GitError::BranchMissing { branch, .. }) => assert_eq!(branch, "master"),
+            other => panic!("expected BranchMissing, got {other:?}"),
+        }
+        assert_eq!(source.last_revision(), Some(first.as_str()));
+    }
+
+    // A branch that never existed is missing from the first fetch on.
+    let mut settings = fixture.settings(&fixture.file_url(), "cache-never");
+    settings.branch = "never".to_owned();
+    let mut never = GitSource::open(&settings, selection()).expect("open");
+    assert!(
+        matches!(never.fetch(), Err(GitError::BranchMissing { .. })),
+        "expected BranchMissing"
+    );
+    assert_eq!(never.last_revision(), None);
+}
+
+#[test]
+fn symlinks_and_submodules_are_skipped_with_a_warning() {
+    let fixture = Fixture::new();
+    let seed = fixture.seed();
+    let work = fixture.work();
+    std::os::unix::fs::symlink("flink-c1.yaml", work.join("svc-a/flink-c9.yaml")).expect("ln");
+    std::os::unix::fs::symlink("svc-a", work.join("svc-linked")).expect("ln");
+    std::os::unix::fs::symlink("/etc/passwd", work.join("svc-b/flink-c3.yaml")).expect("ln");
+    git(&work, &["add", "-A"]);
+    for gitlink in ["svc-submodule", "svc-b/flink-c4.yaml"] {
+        git(
+            &work,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{seed},{gitlink}"),
+            ],
+        );
+    }
+    fixture.commit_staged("Add links");
+
+    let mut source = fixture.open(&fixture.file_url());
+    let (outcome, logs) = capture_logs(|| source.fetch());
+    let snapshot = updated(outcome).snapshot;
+    let services: Vec<&str> = snapshot.services.keys().map(String::as_str).collect();
+    assert_eq!(services, ["svc-a", "svc-b", "svc-c"]);
+    let files: Vec<&str> = snapshot.services["svc-a"]
+        .files
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "autotuned_defaults/flink-c1.yaml",
+            "flink-c1.yaml",
+            "service.yaml"
+        ]
+    );
+    let files: Vec<&str> = snapshot.services["svc-b"]
+        .files
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(files, ["deployments.json", "flink-c2.yaml"]);
+    for path in [
+        "svc-a/flink-c9.yaml",
+        "svc-linked",
+        "svc-b/flink-c3.yaml",
+        "svc-submodule",
+        "svc-b/flink-c4.yaml",
+    ] {
+        assert!(
+            logs.lines()
+                .any(|line| line.contains("WARN") && line.contains(path)),
+            "no warning naming {path}:\n{logs}"
+        );
+    }
+}
+
+#[test]
+fn reopening_a_cache_starts_from_scratch() {
+    let fixture = Fixture::new();
+    let sha = fixture.seed();
+    let url = fixture.file_url();
+    {
+        let mut source = fixture.open(&url);
+        updated(source.fetch());
+    }
+    let mut source = fixture.open(&url);
+    assert_eq!(source.last_revision(), None);
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, None);
+    assert_eq!(update.revision, sha);
+    assert_eq!(update.snapshot.services.len(), 3);
+    assert_eq!(source.fetch().expect("fetch"), FetchOutcome::Unchanged);
+    let caches = std::fs::read_dir(fixture.dir.path().join("cache"))
+        .expect("cache dir")
+        .count();
+    assert_eq!(caches, 1, "one bare repository per URL");
+}
+
+#[test]
+fn errors_never_show_the_password_of_the_url() {
+    let fixture = Fixture::new();
+    let port = free_port();
+    let url = format!("https://deploy:s3cr3t-t0ken@127.0.0.1:{port}/org/soa-configs.git");
+    let mut source = GitSource::open(&fixture.settings(&url, "cache"), selection()).expect("open");
+    assert_eq!(
+        source.display_url(),
+        format!("https://deploy@127.0.0.1:{port}/org/soa-configs.git")
+    );
+    assert!(!format!("{source:?}").contains("s3cr3t"));
+    let error = source.fetch().expect_err("nothing listens there");
+    assert!(matches!(error, GitError::Fetch { .. }), "{error:?}");
+    let shown = error.to_string();
+    assert!(shown.contains("deploy@127.0.0.1"), "{shown}");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(!format!("{error:?}").contains("s3cr3t"), "{error:?}");
+    for entry in std::fs::read_dir(fixture.dir.path().join("cache")).expect("cache") {
+        let name = entry.expect("entry").file_name();
+        assert!(!name.to_string_lossy().contains("s3cr3t"), "{name:?}");
+    }
+}
+
+#[test]
+fn unreadable_credentials_are_reported_without_their_content() {
+    let fixture = Fixture::new();
+    fixture.seed();
+    let mut settings = fixture.settings(&fixture.file_url(), "cache");
+    settings.credentials.password_file = Some(fixture.dir.path().join("missing-token"));
+    let mut source = GitSource::open(&settings, selection()).expect("open");
+    match source.fetch() {
+        Err(error @ GitError::ReadCredentials { .. }) => {
+            assert!(error.to_string().contains("missing-token"), "{error}");
+        }
+        other => panic!("expected ReadCredentials, got {other:?}"),
+    }
+
+    // A readable token is only offered when the server asks: file:// does not.
+    let token = fixture.dir.path().join("token");
+    std::fs::write(&token, "tok3n-value\n").expect("write");
+    settings.credentials.password_file = Some(token);
+    settings.credentials.username = Some("bot".to_owned());
+    let mut source = GitSource::open(&settings, selection()).expect("open");
+    updated(source.fetch());
+
+    settings.credentials.password_file = None;
+    settings.credentials.password_env = Some("FLINK_GITOPS_TEST_UNSET_TOKEN_VARIABLE".to_owned());
+    let mut source = GitSource::open(&settings, selection()).expect("open");
+    match source.fetch() {
+        Err(error @ GitError::ReadCredentials { .. }) => {
+            assert!(
+                error
+                    .to_string()
+                    .contains("FLINK_GITOPS_TEST_UNSET_TOKEN_VARIABLE")
+            );
+        }
+        other => panic!("expected ReadCredentials, got {other:?}"),
+    }
+}
+
+/// An HTTP server that refuses every request with `401 Basic`, recording
+/// the `Authorization` headers it was sent; stopped on drop.
+struct RefusingServer {
+    port: u16,
+    authorizations: Arc<Mutex<Vec<Option<String>>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RefusingServer {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen, stopped) = (authorizations.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut authorization = None;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        authorization = Some(value.trim().to_owned());
+                    }
+                    line.clear();
+                }
+                seen.lock().expect("lock").push(authorization);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"soa\"\r\n\
+                      Content-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        RefusingServer {
+            port,
+            authorizations,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn authorizations(&self) -> Vec<Option<String>> {
+        self.authorizations.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for RefusingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn https_credentials_are_offered_once_and_never_shown() {
+    let fixture = Fixture::new();
+    let server = RefusingServer::start();
+    let url = format!("http://127.0.0.1:{}/org/soa-configs.git", server.port);
+    let token = fixture.dir.path().join("token");
+    std::fs::write(&token, "tok3n-value\n").expect("write");
+    let mut settings = fixture.settings(&url, "cache");
+    settings.credentials.username = Some("bot".to_owned());
+    settings.credentials.password_file = Some(token);
+    let mut source = GitSource::open(&settings, selection()).expect("open");
+    let error = source.fetch().expect_err("the server refuses everything");
+    assert!(matches!(error, GitError::Authenticate { .. }), "{error:?}");
+    assert!(!error.to_string().contains("tok3n"), "{error}");
+    // `bot:tok3n-value` (trailing newline trimmed), sent once.
+    let sent: Vec<Option<String>> = server.authorizations();
+    let with_token = sent
+        .iter()
+        .filter(|a| a.as_deref() == Some("Basic Ym90OnRvazNuLXZhbHVl"))
+        .count();
+    assert_eq!(with_token, 1, "{sent:?}");
+    assert_eq!(sent.iter().flatten().count(), 1, "{sent:?}");
+
+    // Without a configured password the server's demand is explained.
+    let mut settings = fixture.settings(&url, "cache-anonymous");
+    settings.credentials = GitCredentials::default();
+    let mut source = GitSource::open(&settings, selection()).expect("open");
+    match source.fetch() {
+        Err(error @ GitError::Authenticate { .. }) => {
+            assert!(error.to_string().contains("password_file"), "{error}");
+        }
+        other => panic!("expected Authenticate, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_invalid_branch_name_is_refused_at_open() {
+    let fixture = Fixture::new();
+    let mut settings = fixture.settings(&fixture.file_url(), "cache");
+    settings.branch = "main:refs/heads/other".to_owned();
+    assert!(matches!(
+        GitSource::open(&settings, selection()),
+        Err(GitError::InvalidBranch { .. })
+    ));
+}
