@@ -113,31 +113,55 @@ async fn signal(
     revision: &str,
     now: SystemTime,
 ) -> Result<(), ApplyError> {
-    let body = json!({
-        "apiVersion": live.api_version,
-        "kind": live.kind,
-        "metadata": {
-            "name": live.name(),
-            "namespace": live.namespace(),
-            "annotations": {
-                meta::ANNOTATION_DESIRED_STATE: "stop",
-                meta::ANNOTATION_LEGACY_DESIRED_STATE: "stop",
-                ANNOTATION_REQUESTED_AT: humantime::format_rfc3339_seconds(now).to_string(),
-                ANNOTATION_REVISION: revision,
-            }
-        }
+    let annotations = json!({
+        meta::ANNOTATION_DESIRED_STATE: "stop",
+        meta::ANNOTATION_LEGACY_DESIRED_STATE: "stop",
+        ANNOTATION_REQUESTED_AT: humantime::format_rfc3339_seconds(now).to_string(),
+        ANNOTATION_REVISION: revision,
     });
+    let target = Target {
+        api_version: &live.api_version,
+        kind: &live.kind,
+        plural: &live.plural,
+        namespace: live.namespace(),
+        name: live.name(),
+    };
+    apply_as_prune_manager(cluster, &target, Some(annotations), field_manager).await
+}
+
+/// The object a prune-manager apply addresses.
+struct Target<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    plural: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+/// Server-side applies `annotations` (or nothing, which releases every field
+/// the prune manager owns) under the prune manager.
+async fn apply_as_prune_manager(
+    cluster: &KubeCluster,
+    target: &Target<'_>,
+    annotations: Option<Json>,
+    field_manager: &str,
+) -> Result<(), ApplyError> {
+    let mut metadata = json!({"name": target.name, "namespace": target.namespace});
+    if let Some(annotations) = annotations {
+        metadata["annotations"] = annotations;
+    }
+    let body = json!({"apiVersion": target.api_version, "kind": target.kind, "metadata": metadata});
     let uri = format!(
         "{}?fieldManager={}&force=true",
         resource_path(
-            &live.api_version,
-            &live.plural,
-            live.namespace(),
-            live.name()
+            target.api_version,
+            target.plural,
+            target.namespace,
+            target.name
         ),
         prune_manager(field_manager)
     );
-    let subject = live.subject();
+    let subject = format!("{}/{}/{}", target.kind, target.namespace, target.name);
     let (status, reply) = cluster
         .call(
             Method::PATCH,
@@ -186,27 +210,11 @@ pub async fn delete_job(
     namespace: &str,
     name: &str,
 ) -> Result<(), ApplyError> {
-    let subject = format!("Job/{namespace}/{name}");
     let uri = format!("/apis/batch/v1/namespaces/{namespace}/jobs/{name}");
-    let body =
-        json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"});
-    let (status, reply) = cluster
-        .call(
-            Method::DELETE,
-            &uri,
-            Some("application/json"),
-            Some(&body),
-            &subject,
-        )
-        .await?;
-    if status == StatusCode::NOT_FOUND {
-        return Ok(());
-    }
-    expect(status, &reply, &subject)
+    delete_background(cluster, &uri, &format!("Job/{namespace}/{name}"), None).await
 }
 
 async fn delete_resource(cluster: &KubeCluster, live: &LiveObject) -> Result<(), ApplyError> {
-    let subject = live.subject();
     let uri = resource_path(
         &live.api_version,
         &live.plural,
@@ -214,24 +222,37 @@ async fn delete_resource(cluster: &KubeCluster, live: &LiveObject) -> Result<(),
         live.name(),
     );
     // Preconditions: delete exactly the object we planned for.
+    let uid = live.object.pointer("/metadata/uid");
+    delete_background(cluster, &uri, &live.subject(), uid).await
+}
+
+/// DELETE with `propagationPolicy: Background` (Jobs default to orphaning
+/// their pods), optionally guarded by a uid precondition; a missing object
+/// is fine.
+async fn delete_background(
+    cluster: &KubeCluster,
+    uri: &str,
+    subject: &str,
+    uid: Option<&Json>,
+) -> Result<(), ApplyError> {
     let mut body =
         json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"});
-    if let Some(uid) = live.object.pointer("/metadata/uid") {
+    if let Some(uid) = uid {
         body["preconditions"] = json!({"uid": uid});
     }
     let (status, reply) = cluster
         .call(
             Method::DELETE,
-            &uri,
+            uri,
             Some("application/json"),
             Some(&body),
-            &subject,
+            subject,
         )
         .await?;
     if status == StatusCode::NOT_FOUND {
         return Ok(());
     }
-    expect(status, &reply, &subject)
+    expect(status, &reply, subject)
 }
 
 /// After a cancelled prune: drop the signal's fields (an empty apply under
@@ -241,32 +262,14 @@ pub async fn cancel(
     request: &ApplyRequest,
     field_manager: &str,
 ) -> Result<(), ApplyError> {
-    let body = json!({
-        "apiVersion": request.api_version,
-        "kind": request.kind,
-        "metadata": {"name": request.name, "namespace": request.namespace}
-    });
-    let uri = format!(
-        "{}?fieldManager={}&force=true",
-        resource_path(
-            &request.api_version,
-            &request.plural,
-            &request.namespace,
-            &request.name
-        ),
-        prune_manager(field_manager)
-    );
-    let subject = format!("{}/{}/{}", request.kind, request.namespace, request.name);
-    let (status, reply) = cluster
-        .call(
-            Method::PATCH,
-            &uri,
-            Some("application/apply-patch+yaml"),
-            Some(&body),
-            &subject,
-        )
-        .await?;
-    expect(status, &reply, &subject)?;
+    let target = Target {
+        api_version: &request.api_version,
+        kind: &request.kind,
+        plural: &request.plural,
+        namespace: &request.namespace,
+        name: &request.name,
+    };
+    apply_as_prune_manager(cluster, &target, None, field_manager).await?;
     delete_job(
         cluster,
         &request.namespace,
