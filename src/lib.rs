@@ -5,7 +5,8 @@
 //! [`source`] (read soa-configs into a [`source::Snapshot`]) →
 //! [`config`] (parse it with PaaSTA's semantics into a [`config::ConfigSet`]) →
 //! [`render`] (the desired resources, byte-identical to PaaSTA's, a
-//! [`render::DesiredSet`]). [`cli`] drives it from the command line.
+//! [`render::DesiredSet`]). [`cli`] drives it from the command line;
+//! [`report`] turns comparisons into CI comments.
 //! `config` and `render` are pure and synchronous: no IO, no clients.
 
 pub mod apply;
@@ -14,5 +15,6 @@ pub mod config;
 pub mod daemon;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod source;
 pub mod value;

@@ -92,16 +92,78 @@ pub struct ClusterArgs {
     pub context: Option<String>,
 }
 
+/// `diff`: the plan against the live cluster (`--soa-dir`), or a
+/// comparison of two revisions of a git repository for CI (`--repo`).
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
+    /// The soa-configs directory (one folder per service); not used with --repo.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "FLINK_GITOPS_SOA_DIR",
+        required_unless_present = "repo"
+    )]
+    pub soa_dir: Option<PathBuf>,
+    /// The reconciler configuration (flink-gitops.yaml); built-in PaaSTA defaults when absent.
+    #[arg(long, value_name = "FILE", env = "FLINK_GITOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A local soa-configs git repository: revisions are read from its
+    /// object database, nothing is checked out.
+    #[arg(long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// The revision the change starts from (the pull request's target);
+    /// only services whose files changed since it are rendered.
+    #[arg(long, value_name = "REV", requires = "repo")]
+    pub base: Option<String>,
+    /// The revision with the change; default HEAD.
+    #[arg(long, value_name = "REV", requires = "repo")]
+    pub head: Option<String>,
+    /// The cluster (files `<prefix>-<cluster>.yaml`); repeat for several.
+    /// With --repo and no --live: every cluster a changed service has a file for.
+    #[arg(long, short = 'c')]
+    pub cluster: Vec<String>,
+    /// Only this service.
+    #[arg(long, short = 's')]
+    pub service: Option<String>,
+    /// Only instances with this name.
+    #[arg(long, short = 'i')]
+    pub instance: Option<String>,
+    /// Compare with `kube` (the live cluster), `none` (an empty cluster) or a
+    /// FILE (a `kubectl get -o yaml|json` dump) instead of the base revision.
+    #[arg(long, value_name = "kube|none|FILE", value_parser = parse_live)]
+    pub live: Option<LiveSource>,
+    /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context; default: the current context.
+    #[arg(long)]
+    pub context: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
     /// Exit 0 when nothing would change, 1 when something would, 2 on any error.
     #[arg(long)]
     pub exit_code: bool,
+}
+
+/// What `diff --live` compares with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveSource {
+    /// The live cluster (kubeconfig).
+    Kube,
+    /// An empty cluster.
+    None,
+    /// A `kubectl get -o yaml|json` dump.
+    File(PathBuf),
+}
+
+fn parse_live(value: &str) -> Result<LiveSource, String> {
+    Ok(match value {
+        "kube" => LiveSource::Kube,
+        "none" => LiveSource::None,
+        "" => return Err("expected kube, none or a file".to_owned()),
+        path => LiveSource::File(PathBuf::from(path)),
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -198,6 +260,12 @@ pub enum CliError {
     Cluster(crate::apply::ApplyError),
     #[error("invalid shutdown Job template: {0}")]
     JobTemplate(String),
+    #[error(transparent)]
+    Git(#[from] crate::source::git::GitError),
+    #[error("failed to read the live objects in {path}: {reason}")]
+    LiveDump { path: String, reason: String },
+    #[error("{0}")]
+    DiffUsage(String),
     #[error("the daemon stopped: {0}")]
     Daemon(String),
     #[error("failed to write the output")]

@@ -87,7 +87,9 @@ pub fn unified_diff(entry: &PlanEntry) -> String {
         .to_string()
 }
 
-fn reason_json(reason: &Reason) -> Json {
+/// One plan reason as a JSON object (`{"type": ..., ...}`).
+#[must_use]
+pub fn reason_json(reason: &Reason) -> Json {
     match reason {
         Reason::ConfigShaChanged { from, to } => {
             json!({"type": "config_sha_changed", "from": from, "to": to})

@@ -82,6 +82,14 @@ pub enum FetchOutcome {
 /// repository by its URL without password and never contain secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
+    #[error("failed to open the git repository {path}: {reason}")]
+    OpenRepository { path: String, reason: String },
+    #[error("no revision `{revision}` in the git repository {path}: {reason}")]
+    UnknownRevision {
+        path: String,
+        revision: String,
+        reason: String,
+    },
     #[error("branch `{branch}` is not a valid git branch name")]
     InvalidBranch { branch: String },
     #[error("failed to open the git cache {path} for {url}: {reason}")]
@@ -480,86 +488,209 @@ impl GitSource {
     }
 
     fn read_snapshot(&self, commit: &Commit<'_>) -> Result<Snapshot, git2::Error> {
-        let revision = commit.id().to_string();
-        let short = &revision[..SHORT_SHA_LEN.min(revision.len())];
-        let mut services = BTreeMap::new();
-        for entry in commit.tree()?.iter() {
-            let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            match entry.filemode() {
-                MODE_TREE => {
-                    let tree = self.repo.find_tree(entry.id())?;
-                    let mut files = ServiceFiles::default();
-                    self.read_service_tree(&tree, name, "", &mut files)?;
-                    services.insert(name.to_owned(), files);
-                }
-                MODE_SYMLINK => tracing::warn!(
-                    url = %self.display_url, path = name,
-                    "skipping a symlinked service folder: symlinks are not followed"
-                ),
-                MODE_GITLINK => tracing::warn!(
-                    url = %self.display_url, path = name,
-                    "skipping a submodule at the top level: submodules are not followed"
-                ),
-                _ => {}
-            }
-        }
-        Ok(Snapshot {
-            root: format!("{}@{short}", self.display_url),
-            revision: Some(revision),
-            services,
-        })
+        read_commit_snapshot(&self.repo, &self.selection, &self.display_url, commit, None)
     }
+}
 
-    /// Reads the selected blobs of a service folder (`prefix` empty) or of
-    /// its `autotuned_defaults` folder.
-    fn read_service_tree(
-        &self,
-        tree: &Tree<'_>,
-        service: &str,
-        prefix: &str,
-        files: &mut ServiceFiles,
-    ) -> Result<(), git2::Error> {
-        for entry in tree.iter() {
-            let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+/// Reads the selected files of every top-level service folder of `commit`
+/// (only the folders in `only`, when given; the others are not listed).
+fn read_commit_snapshot(
+    repo: &Repository,
+    selection: &FileSelection,
+    display_url: &str,
+    commit: &Commit<'_>,
+    only: Option<&BTreeSet<String>>,
+) -> Result<Snapshot, git2::Error> {
+    let revision = commit.id().to_string();
+    let short = &revision[..SHORT_SHA_LEN.min(revision.len())];
+    let mut services = BTreeMap::new();
+    for entry in commit.tree()?.iter() {
+        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+            continue;
+        };
+        if name.starts_with('.') || only.is_some_and(|only| !only.contains(name)) {
+            continue;
+        }
+        match entry.filemode() {
+            MODE_TREE => {
+                let tree = repo.find_tree(entry.id())?;
+                let mut files = ServiceFiles::default();
+                read_service_tree(repo, selection, display_url, &tree, name, "", &mut files)?;
+                services.insert(name.to_owned(), files);
+            }
+            MODE_SYMLINK => tracing::warn!(
+                url = %display_url, path = name,
+                "skipping a symlinked service folder: symlinks are not followed"
+            ),
+            MODE_GITLINK => tracing::warn!(
+                url = %display_url, path = name,
+                "skipping a submodule at the top level: submodules are not followed"
+            ),
+            _ => {}
+        }
+    }
+    Ok(Snapshot {
+        root: format!("{display_url}@{short}"),
+        revision: Some(revision),
+        services,
+    })
+}
+
+/// Reads the selected blobs of a service folder (`prefix` empty) or of
+/// its `autotuned_defaults` folder.
+fn read_service_tree(
+    repo: &Repository,
+    selection: &FileSelection,
+    display_url: &str,
+    tree: &Tree<'_>,
+    service: &str,
+    prefix: &str,
+    files: &mut ServiceFiles,
+) -> Result<(), git2::Error> {
+    for entry in tree.iter() {
+        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+            continue;
+        };
+        let path_in_service = format!("{prefix}{name}");
+        let is_autotuned_dir = prefix.is_empty() && name == AUTOTUNED_DEFAULTS;
+        let mode = entry.filemode();
+        if mode == MODE_SYMLINK || mode == MODE_GITLINK {
+            if is_autotuned_dir || selection.wants(&path_in_service) {
+                let what = if mode == MODE_SYMLINK {
+                    "a symlink"
+                } else {
+                    "a submodule"
+                };
+                tracing::warn!(
+                    url = %display_url, path = %format!("{service}/{path_in_service}"),
+                    "skipping {what}: symlinks and submodules are not followed"
+                );
+            }
+            continue;
+        }
+        match entry.kind() {
+            Some(ObjectType::Tree) if is_autotuned_dir => {
+                let subtree = repo.find_tree(entry.id())?;
+                let prefix = format!("{AUTOTUNED_DEFAULTS}/");
+                read_service_tree(
+                    repo,
+                    selection,
+                    display_url,
+                    &subtree,
+                    service,
+                    &prefix,
+                    files,
+                )?;
+            }
+            Some(ObjectType::Blob) if selection.wants(&path_in_service) => {
+                let blob = repo.find_blob(entry.id())?;
+                files.files.insert(path_in_service, blob.content().to_vec());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Opens a local repository (a work tree, or a bare one) to read revisions
+/// from its object database; nothing is checked out or fetched.
+fn open_local(repo_path: &Path) -> Result<Repository, GitError> {
+    Repository::open(repo_path).map_err(|e| GitError::OpenRepository {
+        path: repo_path.display().to_string(),
+        reason: e.message().to_owned(),
+    })
+}
+
+/// The commit `rev` names (a sha, a branch, `HEAD~1`, `origin/main`...).
+fn resolve_commit<'r>(
+    repo: &'r Repository,
+    repo_path: &Path,
+    rev: &str,
+) -> Result<Commit<'r>, GitError> {
+    repo.revparse_single(rev)
+        .and_then(|object| object.peel_to_commit())
+        .map_err(|e| GitError::UnknownRevision {
+            path: repo_path.display().to_string(),
+            revision: rev.to_owned(),
+            reason: e.message().to_owned(),
+        })
+}
+
+/// Reads the snapshot of revision `rev` of the local repository at
+/// `repo_path`, straight from the object database (no checkout), with the
+/// commit's full sha. With `only`, only those service folders are read.
+/// The snapshot's `root` is `<repo_path>@<short sha>`.
+pub fn snapshot_at(
+    repo_path: &Path,
+    rev: &str,
+    selection: &FileSelection,
+    only: Option<&BTreeSet<String>>,
+) -> Result<(Snapshot, String), GitError> {
+    let repo = open_local(repo_path)?;
+    let commit = resolve_commit(&repo, repo_path, rev)?;
+    let revision = commit.id().to_string();
+    let display = repo_path.display().to_string();
+    let snapshot =
+        read_commit_snapshot(&repo, selection, &display, &commit, only).map_err(|e| {
+            GitError::ReadCommit {
+                url: display.clone(),
+                revision: revision.clone(),
+                reason: e.message().to_owned(),
+            }
+        })?;
+    Ok((snapshot, revision))
+}
+
+/// The full sha of revision `rev` of the local repository at `repo_path`.
+pub fn resolve_revision(repo_path: &Path, rev: &str) -> Result<String, GitError> {
+    let repo = open_local(repo_path)?;
+    Ok(resolve_commit(&repo, repo_path, rev)?.id().to_string())
+}
+
+/// The service folders with a changed file that `selection` reads (instance
+/// files of the configured prefixes, `service.yaml`, `deployments.json`,
+/// autotuned defaults) between revisions `base` and `head`. A rename counts
+/// for both folders; a file the pipeline does not read changes nothing.
+pub fn changed_services_between(
+    repo_path: &Path,
+    base: &str,
+    head: &str,
+    selection: &FileSelection,
+) -> Result<BTreeSet<String>, GitError> {
+    let repo = open_local(repo_path)?;
+    let base_commit = resolve_commit(&repo, repo_path, base)?;
+    let head_commit = resolve_commit(&repo, repo_path, head)?;
+    let diff_error = |e: git2::Error| GitError::Diff {
+        url: repo_path.display().to_string(),
+        previous: base_commit.id().to_string(),
+        revision: head_commit.id().to_string(),
+        reason: e.message().to_owned(),
+    };
+    let diff = repo
+        .diff_tree_to_tree(
+            Some(&base_commit.tree().map_err(diff_error)?),
+            Some(&head_commit.tree().map_err(diff_error)?),
+            None,
+        )
+        .map_err(diff_error)?;
+    let mut services = BTreeSet::new();
+    for delta in diff.deltas() {
+        for path in [delta.old_file().path(), delta.new_file().path()]
+            .into_iter()
+            .flatten()
+        {
+            let Some(service) = service_of(path) else {
                 continue;
             };
-            let path_in_service = format!("{prefix}{name}");
-            let is_autotuned_dir = prefix.is_empty() && name == AUTOTUNED_DEFAULTS;
-            let mode = entry.filemode();
-            if mode == MODE_SYMLINK || mode == MODE_GITLINK {
-                if is_autotuned_dir || self.selection.wants(&path_in_service) {
-                    let what = if mode == MODE_SYMLINK {
-                        "a symlink"
-                    } else {
-                        "a submodule"
-                    };
-                    tracing::warn!(
-                        url = %self.display_url, path = %format!("{service}/{path_in_service}"),
-                        "skipping {what}: symlinks and submodules are not followed"
-                    );
-                }
+            let Ok(in_service) = path.strip_prefix(service) else {
                 continue;
-            }
-            match entry.kind() {
-                Some(ObjectType::Tree) if is_autotuned_dir => {
-                    let subtree = self.repo.find_tree(entry.id())?;
-                    let prefix = format!("{AUTOTUNED_DEFAULTS}/");
-                    self.read_service_tree(&subtree, service, &prefix, files)?;
-                }
-                Some(ObjectType::Blob) if self.selection.wants(&path_in_service) => {
-                    let blob = self.repo.find_blob(entry.id())?;
-                    files.files.insert(path_in_service, blob.content().to_vec());
-                }
-                _ => {}
+            };
+            if in_service.to_str().is_some_and(|p| selection.wants(p)) {
+                services.insert(service.to_owned());
             }
         }
-        Ok(())
     }
+    Ok(services)
 }
 
 /// The service a changed path belongs to: its first component, when the
