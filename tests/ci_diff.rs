@@ -631,3 +631,50 @@ fn the_gitlab_job_parses() {
         "creates or updates a merge-request note"
     );
 }
+
+/// The README's first command: the bundled fixtures against the bundled live
+/// snapshot show a create, updates, a restart and a prune.
+#[test]
+fn the_bundled_fixtures_against_the_bundled_live_snapshot() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
+        .current_dir(root)
+        .args([
+            "diff",
+            "--soa-dir",
+            "fixtures/soa-configs",
+            "--config",
+            "fixtures/flink-gitops.yaml",
+        ])
+        .args([
+            "--cluster",
+            "norcal-devc",
+            "--live",
+            "fixtures/live/norcal-devc.yaml",
+        ])
+        .args(["--output", "markdown", "--exit-code"])
+        .output()
+        .expect("run");
+    let markdown = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(output.status.code(), Some(1), "changes: {markdown}");
+    assert!(
+        markdown.starts_with("<!-- flink-gitops-diff -->"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| `norcal-devc` | 1 | 2 | 1 | 1 | 11 | 0 |"),
+        "{markdown}"
+    );
+    for needle in [
+        "<b>create</b> <code>experiment_metrics.load_test</code>",
+        "restarts the Flink cluster (config_sha config1a2b3c4d → config87dc872c)",
+        "deploys image git sha 4181d84f40f3 (was 000000000000)",
+        "reverts hand edits of `spec.job_type`",
+        "stops the jobs with a savepoint, then deletes Flink/paasta-flinks/user--profiles-backfill",
+    ] {
+        assert!(
+            markdown.contains(needle),
+            "missing {needle:?} in:\n{markdown}"
+        );
+    }
+}
