@@ -6,6 +6,7 @@ pub mod daemon_settings;
 pub mod deployments;
 mod diagnostic;
 pub(crate) mod parallel;
+pub mod report_settings;
 pub mod scalar;
 pub mod settings;
 mod soa;

@@ -55,6 +55,9 @@ pub struct Settings {
     /// The daemon's leader election.
     #[serde(default)]
     pub leader_election: super::daemon_settings::LeaderSettings,
+    /// Where deployment events are delivered.
+    #[serde(default)]
+    pub notifications: super::report_settings::NotificationSettings,
 }
 
 /// What pruning does with a cluster whose instance left soa-configs.
@@ -268,6 +271,7 @@ impl Default for Settings {
             server: super::daemon_settings::ServerSettings::default(),
             hooks: super::daemon_settings::HookSettings::default(),
             leader_election: super::daemon_settings::LeaderSettings::default(),
+            notifications: super::report_settings::NotificationSettings::default(),
         }
     }
 }
