@@ -454,3 +454,130 @@ fn a_directory_source_is_watched() {
         || live(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(3)),
     );
 }
+
+/// Every request a [`Receiver`] got: (request head, raw body, parsed body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>, Json)>>>;
+
+/// A loopback HTTP receiver that records every request body and answers 200.
+struct Receiver {
+    port: u16,
+    bodies: Received,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let bodies: Received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, body_start) = loop {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break (String::new(), 0);
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break (
+                            String::from_utf8_lossy(&buffer[..end]).into_owned(),
+                            end + 4,
+                        );
+                    }
+                };
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                while buffer.len() < body_start + length {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                }
+                let raw = buffer[body_start..].to_vec();
+                let body = serde_json::from_slice(&raw).unwrap_or(Json::Null);
+                sink.lock().expect("lock").push((head, raw, body));
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Receiver { port, bodies }
+    }
+
+    fn kinds_for(&self, subject: &str) -> Vec<String> {
+        self.bodies
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, _, body)| body["subject"] == subject)
+            .filter_map(|(_, _, body)| body["kind"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[test]
+fn deployment_events_are_signed_and_follow_readiness() {
+    use hmac::{Hmac, Mac};
+    let _serial = serial();
+    let server = server();
+    let repo = Repo::new();
+    let cache = tempfile::tempdir().expect("cache");
+    let secrets = tempfile::tempdir().expect("secrets");
+    let secret_file = secrets.path().join("webhook");
+    std::fs::write(&secret_file, "hook-secret\n").expect("secret");
+    let receiver = Receiver::start();
+    let daemon = Daemon::start(
+        &server,
+        &git_source(&repo, cache.path(), "300ms"),
+        &format!(
+            "notifications: {{webhooks: [{{url: 'http://127.0.0.1:{}/events', secret_file: '{}'}}], ready_timeout: 1h}}",
+            receiver.port,
+            secret_file.display()
+        ),
+    );
+    let subject = "Flink/paasta-flinks/alpha-main";
+    wait_for("applied event", Duration::from_secs(30), || {
+        receiver.kinds_for(subject).contains(&"applied".to_owned())
+    });
+    server.set_status(
+        FLINK_PLURAL,
+        FLINK_NAMESPACE,
+        "alpha-main",
+        json!({"state": "running"}),
+    );
+    wait_for("ready event", Duration::from_secs(30), || {
+        receiver.kinds_for(subject) == ["applied", "ready"]
+    });
+    let bodies = receiver.bodies.lock().expect("lock").clone();
+    let (head, raw, body) = bodies
+        .iter()
+        .find(|(_, _, b)| b["subject"] == subject)
+        .expect("event");
+    assert_eq!(body["service"], "alpha");
+    assert_eq!(body["cluster"], "c1");
+    assert_eq!(body["commit"]["subject"], "initial soa-configs");
+    let signature = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("x-flink-gitops-signature: ")
+                .or_else(|| l.strip_prefix("X-Flink-Gitops-Signature: "))
+        })
+        .expect("signature header")
+        .trim()
+        .to_owned();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").expect("key");
+    mac.update(raw);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(signature, expected, "the receiver can verify the body");
+    drop(daemon);
+}

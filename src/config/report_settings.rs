@@ -25,6 +25,25 @@ pub struct NotificationSettings {
     /// Events waiting per endpoint; beyond it new events are dropped and counted.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
+    /// The `status.state` that makes an applied instance `ready`.
+    #[serde(default = "default_ready_state")]
+    pub ready_state: String,
+    /// `status.state` values that make an applied instance `failed`.
+    #[serde(default = "default_failed_states")]
+    pub failed_states: Vec<String>,
+    /// An applied instance not ready within this time is `failed`.
+    #[serde(default = "default_ready_timeout", deserialize_with = "duration")]
+    pub ready_timeout: Duration,
+}
+
+fn default_ready_state() -> String {
+    "running".to_owned()
+}
+fn default_failed_states() -> Vec<String> {
+    vec!["failed".to_owned(), "error".to_owned()]
+}
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(600)
 }
 
 impl Default for NotificationSettings {
@@ -34,6 +53,9 @@ impl Default for NotificationSettings {
             github: None,
             slack: Vec::new(),
             queue_size: default_queue_size(),
+            ready_state: default_ready_state(),
+            failed_states: default_failed_states(),
+            ready_timeout: default_ready_timeout(),
         }
     }
 }

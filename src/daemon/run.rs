@@ -14,6 +14,8 @@ use crate::config::{PruneMode, Settings};
 use crate::plan::prune::{PruneInputs, plan_prunes};
 use crate::plan::{self, Action, Policy};
 use crate::render::shutdown_job;
+use crate::report::events::{DeploymentEvent, EventKind};
+use crate::report::sinks::{Notifier, NotifierOptions};
 use crate::source::git::{FetchOutcome, GitSource};
 use crate::source::{FileSelection, Snapshot, read_dir};
 use rand::Rng;
@@ -52,6 +54,8 @@ pub enum DaemonError {
     Hooks(String),
     #[error("invalid shutdown Job template: {0}")]
     JobTemplate(String),
+    #[error("invalid notifications: {0}")]
+    Notifications(String),
 }
 
 /// One snapshot from the source and what changed in it.
@@ -176,6 +180,8 @@ pub async fn run(
     };
     let hooks =
         HookSecrets::load(&settings.hooks).map_err(|e| DaemonError::Hooks(e.to_string()))?;
+    let notifier = Notifier::start(&settings.notifications, NotifierOptions::default())
+        .map_err(|e| DaemonError::Notifications(e.to_string()))?;
     let shared = Shared {
         ready: Arc::new(AtomicBool::new(false)),
         status: Arc::new(RwLock::new(json!({"state": "starting"}))),
@@ -269,6 +275,10 @@ pub async fn run(
         shared: &shared,
         revision: None,
         source_error: None,
+        notifier: &notifier,
+        pending_ready: BTreeMap::new(),
+        prune_failures_reported: BTreeSet::new(),
+        sync_failing: false,
     };
     let mut stop_rx = stop_rx;
     let mut leader_changes = leader_rx.clone();
@@ -291,6 +301,10 @@ pub async fn run(
             .await;
     }
     tracing::info!("shutting down: the last cycle finished");
+    drop(reconciler);
+    if !notifier.shutdown(std::time::Duration::from_secs(10)).await {
+        tracing::warn!("some deployment events were not delivered before shutdown");
+    }
     ticker.abort();
     if let Some(elector) = elector {
         let _ = elector.await;
@@ -307,6 +321,22 @@ struct Reconciler<'a> {
     shared: &'a Shared,
     revision: Option<(String, Option<String>, Option<String>)>,
     source_error: Option<String>,
+    notifier: &'a Notifier,
+    /// Applied instances waiting to reach the ready state, by subject.
+    pending_ready: BTreeMap<String, PendingReady>,
+    /// Prunes whose failure was already announced.
+    prune_failures_reported: BTreeSet<String>,
+    /// A sync failure was announced and not yet followed by a success.
+    sync_failing: bool,
+}
+
+/// An applied instance whose readiness is being watched.
+struct PendingReady {
+    service: String,
+    instance: String,
+    config_sha: Option<String>,
+    git_sha: Option<String>,
+    deadline: Instant,
 }
 
 impl Reconciler<'_> {
@@ -342,6 +372,7 @@ impl Reconciler<'_> {
             Err(error) => {
                 tracing::warn!(%error, "source fetch failed: keeping the last good snapshot, no pruning");
                 self.shared.metrics.error("source");
+                self.sync_failed(&error);
                 self.source_error = Some(error);
                 if engine.service_count() == 0 {
                     self.publish_status(None, &[], &[], is_leader);
@@ -356,12 +387,14 @@ impl Reconciler<'_> {
                 self.shared.metrics.set_last_sync(SystemTime::now());
                 if self.source_error.is_none() {
                     self.shared.ready.store(true, Ordering::SeqCst);
+                    self.sync_failing = false;
                 }
                 self.publish_status(None, &entries, &prunes, is_leader);
             }
             Err(error) => {
                 tracing::warn!(%error, "reconcile failed");
                 self.shared.metrics.error(error.category());
+                self.sync_failed(&error.to_string());
                 self.publish_status(Some(error.to_string()), &[], &[], is_leader);
             }
         }
@@ -386,6 +419,7 @@ impl Reconciler<'_> {
             takeover_managers: self.settings.apply.takeover_managers.clone(),
         };
         let plan = plan::plan(&desired, &live, &policy);
+        self.watch_readiness(&live);
         let managed = live
             .iter()
             .filter(|o| {
@@ -423,6 +457,7 @@ impl Reconciler<'_> {
                     failures.insert(write.subject.clone(), error.to_string());
                 }
             }
+            self.announce_applied(&plan, &report);
             if self.settings.prune.mode != PruneMode::Off {
                 let revision = self
                     .revision
@@ -438,9 +473,18 @@ impl Reconciler<'_> {
                 )
                 .await
                 {
-                    if let Err(error) = result.outcome {
-                        self.shared.metrics.error(error.category());
-                        failures.insert(result.subject, error.to_string());
+                    match result.outcome {
+                        Err(error) => {
+                            self.shared.metrics.error(error.category());
+                            failures.insert(result.subject, error.to_string());
+                        }
+                        Ok(()) => self.announce_prune_step(
+                            &result.service,
+                            &result.instance,
+                            &result.subject,
+                            result.action,
+                            &result.message,
+                        ),
                     }
                 }
             }
@@ -486,6 +530,162 @@ impl Reconciler<'_> {
             })
             .collect();
         Ok((entries, prunes))
+    }
+
+    fn event(&self, kind: EventKind) -> DeploymentEvent {
+        let (revision, author, subject) = self
+            .revision
+            .clone()
+            .unwrap_or_else(|| ("unknown".to_owned(), None, None));
+        let event = DeploymentEvent::new(kind, self.cluster_name, revision);
+        match (author, subject) {
+            (Some(author), Some(subject)) => event.commit(author, subject),
+            _ => event,
+        }
+    }
+
+    /// `applied` for every successful write; the instance is then watched
+    /// until it is ready, fails, or times out.
+    fn announce_applied(&mut self, plan: &plan::Plan, report: &apply::ApplyReport) {
+        let timeout = self.settings.notifications.ready_timeout;
+        for write in report.writes.iter().filter(|w| w.outcome.is_ok()) {
+            let Some(entry) = plan.entries.iter().find(|e| e.subject == write.subject) else {
+                continue;
+            };
+            let changes = match &entry.action {
+                Action::Update(reasons) => reasons.iter().map(ToString::to_string).collect(),
+                _ => vec!["created".to_owned()],
+            };
+            let label = |key: &str| {
+                entry
+                    .apply
+                    .as_ref()
+                    .and_then(|a| {
+                        a.body
+                            .pointer(&format!("/metadata/labels/{}", key.replace('/', "~1")))
+                    })
+                    .and_then(Json::as_str)
+                    .map(str::to_owned)
+            };
+            let (config_sha, git_sha) = (
+                label(crate::render::meta::LABEL_CONFIG_SHA),
+                label(crate::render::meta::LABEL_GIT_SHA),
+            );
+            let event = self
+                .event(EventKind::Applied)
+                .instance(
+                    entry.service.clone(),
+                    entry.instance.clone(),
+                    entry.subject.clone(),
+                )
+                .shas(config_sha.clone(), git_sha.clone())
+                .changes(changes)
+                .message(format!("{} applied", entry.subject));
+            self.notifier.send(event);
+            self.pending_ready.insert(
+                entry.subject.clone(),
+                PendingReady {
+                    service: entry.service.clone(),
+                    instance: entry.instance.clone(),
+                    config_sha,
+                    git_sha,
+                    deadline: Instant::now() + timeout,
+                },
+            );
+        }
+    }
+
+    /// `ready` when an applied instance's `status.state` reaches the ready
+    /// state; `failed` on a failed state or after the timeout.
+    fn watch_readiness(&mut self, live: &[plan::LiveObject]) {
+        if self.pending_ready.is_empty() {
+            return;
+        }
+        let notifications = &self.settings.notifications;
+        let mut finished = Vec::new();
+        for (subject, pending) in &self.pending_ready {
+            let state = live
+                .iter()
+                .find(|o| &o.subject() == subject)
+                .and_then(|o| o.object.pointer("/status/state"))
+                .and_then(Json::as_str)
+                .map(str::to_lowercase);
+            let outcome = match state.as_deref() {
+                Some(state) if state == notifications.ready_state.to_lowercase() => {
+                    Some((EventKind::Ready, format!("{subject} reached {state}")))
+                }
+                Some(state)
+                    if notifications
+                        .failed_states
+                        .iter()
+                        .any(|f| f.eq_ignore_ascii_case(state)) =>
+                {
+                    Some((EventKind::Failed, format!("{subject} is {state}")))
+                }
+                _ if Instant::now() > pending.deadline => Some((
+                    EventKind::Failed,
+                    format!(
+                        "{subject} did not reach {} within {}",
+                        notifications.ready_state,
+                        humantime::format_duration(notifications.ready_timeout)
+                    ),
+                )),
+                _ => None,
+            };
+            if let Some((kind, message)) = outcome {
+                let event = self
+                    .event(kind)
+                    .instance(
+                        pending.service.clone(),
+                        pending.instance.clone(),
+                        subject.clone(),
+                    )
+                    .shas(pending.config_sha.clone(), pending.git_sha.clone())
+                    .message(message);
+                self.notifier.send(event);
+                finished.push(subject.clone());
+            }
+        }
+        for subject in finished {
+            self.pending_ready.remove(&subject);
+        }
+    }
+
+    /// `prune_requested`, `pruned` and (once) `prune_failed`.
+    fn announce_prune_step(
+        &mut self,
+        service: &str,
+        instance: &str,
+        subject: &str,
+        action: &str,
+        message: &str,
+    ) {
+        let kind = match action {
+            "prune" => EventKind::PruneRequested,
+            "delete" => EventKind::Pruned,
+            "prune-failed" | "prune-timed-out" => {
+                if !self.prune_failures_reported.insert(subject.to_owned()) {
+                    return;
+                }
+                EventKind::PruneFailed
+            }
+            _ => return,
+        };
+        let event = self
+            .event(kind)
+            .instance(service.to_owned(), instance.to_owned(), subject.to_owned())
+            .message(message.to_owned());
+        self.notifier.send(event);
+    }
+
+    /// `sync_failed`, once per failing streak.
+    fn sync_failed(&mut self, error: &str) {
+        if self.sync_failing {
+            return;
+        }
+        self.sync_failing = true;
+        let event = self.event(EventKind::SyncFailed).message(error.to_owned());
+        self.notifier.send(event);
     }
 
     fn publish_status(
