@@ -20,6 +20,10 @@ use flink_gitops::value::Value;
 use serde_json::{Map, Value as Json, json};
 use std::hint::black_box;
 
+/// The allocator of the `flink-gitops` binary (see `src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const INSTANCES: usize = 6_000;
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 

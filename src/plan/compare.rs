@@ -21,7 +21,9 @@ pub fn differing_paths(intent: &Value, live: &Json, ignored: &[FieldPath]) -> Ve
 }
 
 /// Borrowed keys on the way down; a `FieldPath` is only built for a hit, so
-/// an in-sync object costs no allocation.
+/// an in-sync object costs no allocation. The intent's keys are looked up in
+/// the live map by a merge with its (sorted) entries rather than one search
+/// per key.
 fn walk<'a>(
     intent: &'a Value,
     live: Option<&Json>,
@@ -36,9 +38,17 @@ fn walk<'a>(
     match intent {
         Value::Map(map) if !map.is_empty() => {
             let live_map = live.and_then(Json::as_object);
+            let mut cursor = AscendingLookup::new(
+                live_map
+                    .into_iter()
+                    .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v))),
+            );
             for (key, child) in map.iter() {
+                let live_child = cursor
+                    .advance_to(key)
+                    .or_else(|| live_map.and_then(|m| m.get(key)));
                 path.push(key);
-                walk(child, live_map.and_then(|m| m.get(key)), path, ignored, out);
+                walk(child, live_child, path, ignored, out);
                 path.pop();
             }
         }
@@ -47,6 +57,50 @@ fn walk<'a>(
                 out.push(FieldPath::of(path));
             }
         }
+    }
+}
+
+/// Finds keys among entries sorted by key when the keys asked for come in
+/// ascending order too: one forward pass over the entries for all of them (a
+/// merge join) instead of a search per key.
+///
+/// [`advance_to`](Self::advance_to) answers `None` when the merge does not
+/// find the key, either because it is absent or because it was asked out of
+/// order (a map in Python's numeric key order); the caller then falls back to
+/// a plain lookup, so the answer never depends on the order.
+pub(crate) struct AscendingLookup<'a, V, I> {
+    entries: I,
+    next: Option<(&'a str, &'a V)>,
+}
+
+impl<'a, V, I: Iterator<Item = (&'a str, &'a V)>> AscendingLookup<'a, V, I> {
+    pub(crate) fn new(mut entries: I) -> Self {
+        let next = entries.next();
+        AscendingLookup { entries, next }
+    }
+
+    /// The value under `key` if the forward pass meets it.
+    pub(crate) fn advance_to(&mut self, key: &str) -> Option<&'a V> {
+        while let Some((k, v)) = self.next {
+            match cmp_keys(k, key) {
+                std::cmp::Ordering::Less => self.next = self.entries.next(),
+                std::cmp::Ordering::Equal => {
+                    self.next = self.entries.next();
+                    return Some(v);
+                }
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+}
+
+/// `a.cmp(b)`, settled by the first bytes when they differ (most sibling
+/// keys do) without a call to `memcmp`.
+fn cmp_keys(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
     }
 }
 
@@ -74,9 +128,14 @@ pub fn semantic_eq(intent: &Value, live: &Json) -> bool {
             a.len() == b.len() && a.iter().zip(b).all(|(a, b)| semantic_eq(a, b))
         }
         (Value::Map(a), Json::Object(b)) => {
+            let mut cursor = AscendingLookup::new(b.iter().map(|(k, v)| (k.as_str(), v)));
             a.len() == b.len()
-                && a.iter()
-                    .all(|(key, value)| b.get(key).is_some_and(|live| semantic_eq(value, live)))
+                && a.iter().all(|(key, value)| {
+                    cursor
+                        .advance_to(key)
+                        .or_else(|| b.get(key))
+                        .is_some_and(|live| semantic_eq(value, live))
+                })
         }
         _ => false,
     }
@@ -184,6 +243,40 @@ mod tests {
         let ignored = [FieldPath::of(&["metadata", "annotations", "d"])];
         assert!(differing_paths(&ours, &live, &ignored).is_empty());
         assert_eq!(differing_paths(&ours, &live, &[]).len(), 1);
+    }
+
+    #[test]
+    fn ascending_lookup_finds_keys_in_order_and_defers_the_rest() {
+        let live = json!({"10": 1, "9": 2, "a": 3, "c": 4});
+        let map = live.as_object().expect("object");
+        let mut cursor = AscendingLookup::new(map.iter().map(|(k, v)| (k.as_str(), v)));
+        // Python's numeric order asks "9" before "10": the merge passes "10".
+        assert_eq!(cursor.advance_to("9"), Some(&json!(2)));
+        assert_eq!(cursor.advance_to("10"), None);
+        assert_eq!(cursor.advance_to("b"), None);
+        assert_eq!(cursor.advance_to("c"), Some(&json!(4)));
+        assert_eq!(cursor.advance_to("d"), None);
+    }
+
+    #[test]
+    fn maps_in_numeric_key_order_compare_like_any_other() {
+        let ours = Value::Map(crate::value::Map::from_sorted(vec![
+            ("9".to_owned(), Value::Int(1)),
+            ("10".to_owned(), Value::Int(2)),
+        ]));
+        let live = json!({"9": 1, "10": 2, "extra": 0});
+        assert!(differing_paths(&ours, &live, &[]).is_empty());
+        let nested = intent(json!({"spec": {"list": [{"b": 1, "a": 2}]}}));
+        let live = json!({"spec": {"list": [{"a": 2, "b": 1}]}});
+        assert!(differing_paths(&nested, &live, &[]).is_empty());
+        let mut reordered = crate::value::Map::new();
+        reordered.insert("x", ours);
+        let live = json!({"x": {"10": 2, "9": 3}});
+        let paths: Vec<String> = differing_paths(&Value::Map(reordered), &live, &[])
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(paths, ["x.9"]);
     }
 
     #[test]

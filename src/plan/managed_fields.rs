@@ -6,6 +6,7 @@
 //! a schemaless custom resource are atomic, so anything below a list item is
 //! collapsed into the list itself.
 
+use super::compare::AscendingLookup;
 use super::path::FieldPath;
 use crate::value::Value;
 use serde_json::Value as Json;
@@ -20,13 +21,15 @@ pub struct ManagedEntry {
     pub fields: BTreeSet<FieldPath>,
 }
 
+/// `metadata.managedFields` of a live object.
+fn managed_fields(object: &Json) -> Option<&Vec<Json>> {
+    object.get("metadata")?.get("managedFields")?.as_array()
+}
+
 /// Parses every entry of `metadata.managedFields` of a live object.
 #[must_use]
 pub fn entries(object: &Json) -> Vec<ManagedEntry> {
-    let Some(list) = object
-        .pointer("/metadata/managedFields")
-        .and_then(Json::as_array)
-    else {
+    let Some(list) = managed_fields(object) else {
         return Vec::new();
     };
     list.iter()
@@ -61,10 +64,7 @@ pub fn missing_owned_leaves(
     intent: &Value,
 ) -> Vec<FieldPath> {
     let mut out = Vec::new();
-    let Some(list) = object
-        .pointer("/metadata/managedFields")
-        .and_then(Json::as_array)
-    else {
+    let Some(list) = managed_fields(object) else {
         return out;
     };
     for entry in list {
@@ -113,9 +113,13 @@ fn missing_leaves<'a>(
     let Some(children) = node.as_object() else {
         return;
     };
+    // Keys addressing list items (`i:`, `k:`, `v:`) sort after every `f:`
+    // key, so only the keys after the last `f:` key can be one.
     let addresses_list_items = children
         .keys()
-        .any(|key| key.starts_with("k:") || key.starts_with("v:") || key.starts_with("i:"));
+        .rev()
+        .take_while(|key| !key.starts_with("f:"))
+        .any(|key| addresses_list_item(key));
     let mut named = children
         .iter()
         .filter_map(|(key, child)| key.strip_prefix("f:").map(|name| (name, child)))
@@ -127,11 +131,24 @@ fn missing_leaves<'a>(
         return;
     }
     let intent_map = intent.and_then(Value::as_map);
+    // Both sides are sorted by name (`f:` keeps the order): a merge.
+    let mut cursor = AscendingLookup::new(
+        intent_map
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v))),
+    );
     for (name, child) in named {
+        let intent_child = cursor
+            .advance_to(name)
+            .or_else(|| intent_map.and_then(|m| m.get(name)));
         path.push(name);
-        missing_leaves(child, intent_map.and_then(|m| m.get(name)), path, out);
+        missing_leaves(child, intent_child, path, out);
         path.pop();
     }
+}
+
+fn addresses_list_item(key: &str) -> bool {
+    key.starts_with("k:") || key.starts_with("v:") || key.starts_with("i:")
 }
 
 /// The leaf paths of a `fieldsV1` trie: nodes without `f:` children.
@@ -143,9 +160,7 @@ fn collect_leaves(node: &Json, path: &mut FieldPath, out: &mut BTreeSet<FieldPat
         .iter()
         .filter_map(|(key, child)| key.strip_prefix("f:").map(|name| (name, child)))
         .collect();
-    let addresses_list_items = children
-        .keys()
-        .any(|key| key.starts_with("k:") || key.starts_with("v:") || key.starts_with("i:"));
+    let addresses_list_items = children.keys().any(|key| addresses_list_item(key));
     if named.is_empty() || addresses_list_items {
         if !path.is_root() {
             out.insert(path.clone());
@@ -193,6 +208,40 @@ mod tests {
                 "spec.taskmanager.cpus"
             ]
         );
+    }
+
+    #[test]
+    fn owned_leaves_missing_from_the_intent() {
+        let object = json!({"metadata": {"managedFields": [{
+            "manager": "flink-gitops",
+            "operation": "Apply",
+            "fieldsV1": {
+                "f:spec": {
+                    "f:a": {},
+                    "f:gone": {".": {}, "f:x": {}},
+                    "f:env": {".": {}, "k:{\"name\":\"X\"}": {"f:value": {}}},
+                    "f:items": {"f:keep": {}, "i:0": {}},
+                    "f:zz": {"f:y": {}}
+                }
+            }
+        }]}});
+        let intent = Value::from_json(&json!({"spec": {"a": 1, "zz": {"y": 2}}}));
+        let missing: Vec<String> = missing_owned_leaves(
+            &object,
+            |m, o| m == "flink-gitops" && o == "Apply",
+            &[&["spec"]],
+            &intent,
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(missing, ["spec.env", "spec.gone.x", "spec.items"]);
+        let covered = Value::from_json(
+            &json!({"spec": {"a": 1, "env": [], "gone": {"x": 1}, "items": {"keep": 1}, "zz": {"y": 2}}}),
+        );
+        let missing =
+            missing_owned_leaves(&object, |m, _| m == "flink-gitops", &[&["spec"]], &covered);
+        assert_eq!(missing, Vec::<FieldPath>::new());
     }
 
     #[test]

@@ -21,11 +21,12 @@ pub mod managed_fields;
 pub mod path;
 pub mod prune;
 
+use crate::config::parallel;
 use crate::render::{DesiredResource, DesiredSet, meta};
 use crate::value::Value;
 use path::FieldPath;
 use serde_json::Value as Json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 /// How the plan treats ownership.
@@ -65,49 +66,44 @@ pub struct LiveObject {
 }
 
 impl LiveObject {
+    fn metadata(&self) -> Option<&Json> {
+        self.object.get("metadata")
+    }
+
+    fn metadata_str(&self, key: &str) -> Option<&str> {
+        self.metadata()?.get(key)?.as_str()
+    }
+
+    fn labels(&self) -> Option<&serde_json::Map<String, Json>> {
+        self.metadata()?.get("labels")?.as_object()
+    }
+
     #[must_use]
     pub fn name(&self) -> &str {
-        self.object
-            .pointer("/metadata/name")
-            .and_then(Json::as_str)
-            .unwrap_or("")
+        self.metadata_str("name").unwrap_or("")
     }
 
     #[must_use]
     pub fn namespace(&self) -> &str {
-        self.object
-            .pointer("/metadata/namespace")
-            .and_then(Json::as_str)
-            .unwrap_or("")
+        self.metadata_str("namespace").unwrap_or("")
     }
 
     /// A label value.
     #[must_use]
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.object
-            .get("metadata")?
-            .get("labels")?
-            .get(key)?
-            .as_str()
+        label_in(self.labels(), key)
     }
 
     /// An annotation value.
     #[must_use]
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.object
-            .get("metadata")?
-            .get("annotations")?
-            .get(key)?
-            .as_str()
+        self.metadata()?.get("annotations")?.get(key)?.as_str()
     }
 
     /// `(service, instance)` from PaaSTA's labels, when both are present.
     #[must_use]
     pub fn identity(&self) -> Option<(&str, &str)> {
-        Some((
-            self.label(meta::LABEL_SERVICE)?,
-            self.label(meta::LABEL_INSTANCE)?,
-        ))
+        identity_in(self.labels())
     }
 
     /// `Kind/namespace/name`.
@@ -118,10 +114,19 @@ impl LiveObject {
 
     #[must_use]
     pub fn resource_version(&self) -> Option<&str> {
-        self.object
-            .pointer("/metadata/resourceVersion")
-            .and_then(Json::as_str)
+        self.metadata_str("resourceVersion")
     }
+}
+
+fn label_in<'a>(labels: Option<&'a serde_json::Map<String, Json>>, key: &str) -> Option<&'a str> {
+    labels?.get(key)?.as_str()
+}
+
+fn identity_in(labels: Option<&serde_json::Map<String, Json>>) -> Option<(&str, &str)> {
+    Some((
+        label_in(labels, meta::LABEL_SERVICE)?,
+        label_in(labels, meta::LABEL_INSTANCE)?,
+    ))
 }
 
 /// Why an instance needs a write.
@@ -272,28 +277,119 @@ fn desired_state_paths() -> [FieldPath; 2] {
     ]
 }
 
+/// The paths every comparison uses, spelled out once per plan.
+struct Rules {
+    /// Not compared: the `desired_state` annotations and the sha labels.
+    ignored: Vec<FieldPath>,
+    /// The legacy config_sha label.
+    legacy_config_sha: FieldPath,
+}
+
+impl Rules {
+    fn new() -> Self {
+        let legacy_config_sha =
+            FieldPath::of(&["metadata", "labels", meta::LABEL_LEGACY_CONFIG_SHA]);
+        let mut ignored = desired_state_paths().to_vec();
+        ignored.extend([
+            FieldPath::of(&["metadata", "labels", meta::LABEL_CONFIG_SHA]),
+            legacy_config_sha.clone(),
+            FieldPath::of(&["metadata", "labels", meta::LABEL_GIT_SHA]),
+        ]);
+        Rules {
+            ignored,
+            legacy_config_sha,
+        }
+    }
+}
+
+/// Fewer resources than this per thread are planned on one thread.
+const MIN_RESOURCES_PER_THREAD: usize = 256;
+
+/// `(kind, namespace, name)` of an object.
+type LiveKey<'a> = (&'a str, &'a str, &'a str);
+
+/// A fast non-cryptographic hash (rustc's `FxHasher`) for the maps of object
+/// names: SipHash's flooding resistance buys nothing against the names of a
+/// cluster's own objects and costs a good share of a plan.
+#[derive(Clone, Copy, Default)]
+struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FxHasher;
+
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Builds the plan of `desired` against `live` (every object of the
 /// configured kinds in their namespaces).
 #[must_use]
 pub fn plan(desired: &DesiredSet, live: &[LiveObject], policy: &Policy) -> Plan {
-    let by_name: BTreeMap<(&str, &str, &str), &LiveObject> = live
-        .iter()
-        .map(|object| {
-            (
-                (object.kind.as_str(), object.namespace(), object.name()),
-                object,
-            )
-        })
-        .collect();
-    let mut entries = Vec::new();
-    for resource in &desired.resources {
-        let key = (
-            resource.kind.as_str(),
-            resource.namespace.as_str(),
-            resource.name.as_str(),
-        );
-        entries.push(plan_resource(resource, by_name.get(&key).copied(), policy));
-    }
+    let rules = Rules::new();
+    // `(kind, namespace, name)` and PaaSTA's identity of each live object,
+    // read once.
+    let live_refs: Vec<&LiveObject> = live.iter().collect();
+    let live_keys: Vec<(LiveKey, Option<(&str, &str)>)> =
+        parallel::map_in_order(&live_refs, MIN_RESOURCES_PER_THREAD, |object| {
+            let key = (object.kind.as_str(), object.namespace(), object.name());
+            (key, object.identity())
+        });
+    let mut by_name: HashMap<LiveKey, (&LiveObject, bool), FastHash> =
+        HashMap::with_capacity_and_hasher(live.len(), FastHash);
+    by_name.extend(
+        live_keys
+            .iter()
+            .zip(live)
+            .map(|((key, identity), object)| (*key, (object, identity.is_some()))),
+    );
+    let mut entries =
+        parallel::map_in_order(&desired.resources, MIN_RESOURCES_PER_THREAD, |resource| {
+            let key = (
+                resource.kind.as_str(),
+                resource.namespace.as_str(),
+                resource.name.as_str(),
+            );
+            plan_resource(resource, by_name.get(&key).copied(), policy, &rules)
+        });
+    entries.reserve(desired.skipped.len() + desired.failed.len());
     for skip in &desired.skipped {
         entries.push(bare_entry(
             &skip.service,
@@ -308,14 +404,17 @@ pub fn plan(desired: &DesiredSet, live: &[LiveObject], policy: &Policy) -> Plan 
             Action::Failed(failed.diagnostic.to_string()),
         ));
     }
-    let known: BTreeSet<(&str, &str)> = entries
-        .iter()
-        .map(|e| (e.service.as_str(), e.instance.as_str()))
-        .collect();
+    let mut known: HashSet<(&str, &str), FastHash> =
+        HashSet::with_capacity_and_hasher(entries.len(), FastHash);
+    known.extend(
+        entries
+            .iter()
+            .map(|e| (e.service.as_str(), e.instance.as_str())),
+    );
     let mut orphans = Vec::new();
     let mut blocked = Vec::new();
-    for object in live {
-        let Some((service, instance)) = object.identity() else {
+    for (object, (_, identity)) in live.iter().zip(&live_keys) {
+        let Some((service, instance)) = *identity else {
             continue;
         };
         if let Some(diagnostics) = desired.unknown_services.get(service) {
@@ -376,59 +475,73 @@ fn bare_entry(service: &str, instance: &str, action: Action) -> PlanEntry {
     }
 }
 
+/// `Kind/namespace/name` of a desired resource.
+fn subject_of(resource: &DesiredResource) -> String {
+    let mut subject = String::with_capacity(
+        resource.kind.len() + resource.namespace.len() + resource.name.len() + 2,
+    );
+    for (index, part) in [&resource.kind, &resource.namespace, &resource.name]
+        .into_iter()
+        .enumerate()
+    {
+        if index > 0 {
+            subject.push('/');
+        }
+        subject.push_str(part);
+    }
+    subject
+}
+
+/// `live` is the object of the same name, if any, and whether it carries
+/// PaaSTA's identity labels.
 fn plan_resource(
     resource: &DesiredResource,
-    live: Option<&LiveObject>,
+    live: Option<(&LiveObject, bool)>,
     policy: &Policy,
+    rules: &Rules,
 ) -> PlanEntry {
     let mut entry = PlanEntry {
         service: resource.service.clone(),
         instance: resource.instance.clone(),
-        subject: resource.subject(),
+        subject: subject_of(resource),
         action: Action::Create,
         apply: None,
         live: None,
         desired: None,
     };
-    let Some(live) = live else {
+    let Some((live, has_identity)) = live else {
         entry.desired = Some(resource.object.clone());
         entry.apply = apply_request(resource, &resource.object, Vec::new())
             .map_err(|e| entry.action = Action::Failed(e))
             .ok();
         return entry;
     };
-    if live.identity().is_none() {
+    if !has_identity {
         entry.action = Action::Failed(format!(
             "{} exists without PaaSTA's service/instance labels; it is not ours and is left untouched",
             live.subject()
         ));
         return entry;
     }
-    let live_config_sha = live.label(meta::LABEL_CONFIG_SHA).map(str::to_owned);
-    let live_git_sha = live.label(meta::LABEL_GIT_SHA).map(str::to_owned);
-    let config_changed = live_config_sha.as_deref() != Some(resource.config_sha.as_str());
-    let image_changed = live_git_sha.as_deref() != Some(resource.git_sha.as_str());
+    let labels = live.labels();
+    let live_config_sha = label_in(labels, meta::LABEL_CONFIG_SHA);
+    let live_git_sha = label_in(labels, meta::LABEL_GIT_SHA);
+    let config_changed = live_config_sha != Some(resource.config_sha.as_str());
+    let image_changed = live_git_sha != Some(resource.git_sha.as_str());
     let mut reasons = Vec::new();
     if config_changed {
         reasons.push(Reason::ConfigShaChanged {
-            from: live_config_sha,
+            from: live_config_sha.map(str::to_owned),
             to: resource.config_sha.clone(),
         });
     }
     if image_changed {
         reasons.push(Reason::GitShaChanged {
-            from: live_git_sha,
+            from: live_git_sha.map(str::to_owned),
             to: resource.git_sha.clone(),
         });
     }
-    let sha_labels = [
-        FieldPath::of(&["metadata", "labels", meta::LABEL_CONFIG_SHA]),
-        FieldPath::of(&["metadata", "labels", meta::LABEL_LEGACY_CONFIG_SHA]),
-        FieldPath::of(&["metadata", "labels", meta::LABEL_GIT_SHA]),
-    ];
-    let mut ignored: Vec<FieldPath> = desired_state_paths().to_vec();
-    ignored.extend(sha_labels.iter().cloned());
-    for path in compare::differing_paths(&resource.object, &live.object, &ignored) {
+    for path in compare::differing_paths(&resource.object, &live.object, &rules.ignored) {
         reasons.push(if config_changed {
             Reason::Changed(path)
         } else {
@@ -441,9 +554,9 @@ fn plan_resource(
     }
     // A legacy config_sha label out of step with the main one is drift too.
     if !config_changed
-        && live.label(meta::LABEL_LEGACY_CONFIG_SHA) != Some(resource.config_sha.as_str())
+        && label_in(labels, meta::LABEL_LEGACY_CONFIG_SHA) != Some(resource.config_sha.as_str())
     {
-        reasons.push(Reason::Drift(sha_labels[1].clone()));
+        reasons.push(Reason::Drift(rules.legacy_config_sha.clone()));
     }
     let owned = |manager: &str, operation: &str| {
         let ours = manager == policy.field_manager && operation == "Apply";

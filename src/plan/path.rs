@@ -22,7 +22,14 @@ impl FieldPath {
     /// True when the path's keys are exactly `keys`.
     #[must_use]
     pub fn is(&self, keys: &[&str]) -> bool {
-        self.0.len() == keys.len() && self.0.iter().zip(keys).all(|(a, b)| a == b)
+        // Leaf first: paths that differ mostly differ there.
+        self.0.len() == keys.len()
+            && self
+                .0
+                .iter()
+                .rev()
+                .zip(keys.iter().rev())
+                .all(|(a, b)| a == b)
     }
 
     #[must_use]
