@@ -72,6 +72,7 @@ fn rbac_grants_only_what_the_reconciler_uses() {
         [
             "    verbs: [\"get\", \"list\", \"watch\", \"patch\", \"delete\"]",
             "    verbs: [\"create\", \"get\", \"list\", \"delete\"]",
+            "    verbs: [\"create\"]",
             "    verbs: [\"get\", \"create\", \"update\"]",
         ]
     );

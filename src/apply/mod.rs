@@ -5,6 +5,7 @@
 //! stays with its instance and never stops the others.
 
 mod cluster;
+pub mod events;
 pub mod prune;
 mod retry;
 pub mod takeover;
@@ -163,6 +164,16 @@ pub async fn read_shutdown_jobs(
 
 /// Executes every write of `plan`.
 pub async fn execute(plan: &Plan, cluster: &KubeCluster, options: &ApplyOptions) -> ApplyReport {
+    execute_at(plan, cluster, options, None).await
+}
+
+/// [`execute`], naming the source `revision` in the Events it records.
+pub async fn execute_at(
+    plan: &Plan,
+    cluster: &KubeCluster,
+    options: &ApplyOptions,
+    revision: Option<&str>,
+) -> ApplyReport {
     let mut report = ApplyReport::default();
     let mut broken_namespaces: Vec<(String, ApplyError)> = Vec::new();
     if options.create_namespaces && !options.dry_run {
@@ -189,7 +200,7 @@ pub async fn execute(plan: &Plan, cluster: &KubeCluster, options: &ApplyOptions)
         async move {
             let outcome = match broken {
                 Some(error) => Err(error),
-                None => write(entry, cluster, options).await,
+                None => write(entry, cluster, options, revision).await,
             };
             WriteResult {
                 service: entry.service.clone(),
@@ -213,6 +224,7 @@ async fn write(
     entry: &PlanEntry,
     cluster: &KubeCluster,
     options: &ApplyOptions,
+    revision: Option<&str>,
 ) -> Result<(), ApplyError> {
     let Some(request) = &entry.apply else {
         return Ok(());
@@ -231,7 +243,7 @@ async fn write(
         cluster.take_over(request, live, &options.policy).await?;
         tracing::info!(subject = %entry.subject, from = ?request.takeover_from, "took over field ownership");
     }
-    cluster
+    let applied = cluster
         .apply(request, &options.policy.field_manager, options.dry_run)
         .await?;
     if request.cancel_prune && !options.dry_run {
@@ -239,5 +251,32 @@ async fn write(
         tracing::info!(subject = %entry.subject, "prune cancelled: the instance is back in git");
     }
     tracing::info!(subject = %entry.subject, action = entry.action.name(), dry_run = options.dry_run, "applied");
+    if !options.dry_run {
+        record_apply_event(entry, request, &applied, cluster, revision).await;
+    }
     Ok(())
+}
+
+/// `Created`, `Updated` or `DriftCorrected` on the object just written.
+async fn record_apply_event(
+    entry: &PlanEntry,
+    request: &crate::plan::ApplyRequest,
+    applied: &Json,
+    cluster: &KubeCluster,
+    revision: Option<&str>,
+) {
+    let (reason, reasons): (events::EventReason, &[crate::plan::Reason]) = match &entry.action {
+        Action::Create => (events::EventReason::Created, &[]),
+        Action::Update(reasons) => (events::EventReason::of_update(reasons), reasons),
+        _ => return,
+    };
+    let involved = events::Involved {
+        api_version: request.api_version.clone(),
+        kind: request.kind.clone(),
+        namespace: request.namespace.clone(),
+        name: request.name.clone(),
+        uid: events::uid_of(applied),
+    };
+    let message = events::apply_message(reason, reasons, revision, applied);
+    events::record(cluster, &involved, reason, &message).await;
 }

@@ -45,6 +45,9 @@ pub async fn execute(
     let mut results = Vec::with_capacity(plan.entries.len());
     for entry in &plan.entries {
         let outcome = step(entry, cluster, field_manager, job_template, revision, now).await;
+        if outcome.is_ok() {
+            record_event(entry, cluster, revision).await;
+        }
         match &outcome {
             Ok(()) if entry.action.writes() => {
                 tracing::info!(subject = %entry.orphan.subject, action = entry.action.name(), "{}", entry.message);
@@ -64,6 +67,46 @@ pub async fn execute(
         });
     }
     results
+}
+
+/// `PruneRequested` after the stop signal, `Pruned` after the delete,
+/// `PruneFailed` (a Warning) each time a failed or timed-out shutdown Job
+/// is observed; nothing for the other steps.
+async fn record_event(entry: &PruneEntry, cluster: &KubeCluster, revision: &str) {
+    use super::events::{EventReason, Involved, record};
+    let live = &entry.orphan.object;
+    let job = entry.job.as_ref().map(|(name, _)| name.as_str());
+    // "local" (a directory) and "unknown" are no revision worth naming.
+    let at = |revision: &str| match revision {
+        "" | "local" | "unknown" => String::new(),
+        revision => format!(" at revision {revision}"),
+    };
+    let (reason, message) = match entry.action {
+        PruneAction::Signal { .. } => (
+            EventReason::PruneRequested,
+            format!(
+                "Prune requested: the instance is gone from soa-configs{}; stopping with a savepoint through the shutdown Job {}",
+                at(revision),
+                shutdown_job::job_name(live.name())
+            ),
+        ),
+        PruneAction::Delete => (
+            EventReason::Pruned,
+            format!(
+                "Pruned: deleted after the shutdown Job completed (prune requested{})",
+                at(live.annotation(ANNOTATION_REVISION).unwrap_or(revision))
+            ),
+        ),
+        PruneAction::Failed | PruneAction::TimedOut => (
+            EventReason::PruneFailed,
+            match job {
+                Some(job) => format!("Prune failed: shutdown Job {job}: {}", entry.message),
+                None => format!("Prune failed: {}", entry.message),
+            },
+        ),
+        _ => return,
+    };
+    record(cluster, &Involved::of_live(live), reason, &message).await;
 }
 
 #[tracing::instrument(skip_all, fields(service = %entry.orphan.service, instance = %entry.orphan.instance))]

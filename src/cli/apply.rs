@@ -3,7 +3,7 @@
 use super::live::{options, plan_against_cluster, runtime};
 use super::{ApplyArgs, CliError, ExitCode, plan_output};
 use crate::apply::prune::PruneResult;
-use crate::apply::{ApplyReport, execute, prune};
+use crate::apply::{ApplyReport, execute_at, prune};
 use crate::plan::prune::{PruneAction, PrunePlan};
 use crate::plan::{Action, Plan};
 use crate::render::shutdown_job;
@@ -18,7 +18,13 @@ pub fn run(
     let (plan, prunes, report, pruned, diagnostics) = runtime.block_on(async {
         let live = plan_against_cluster(&args.cluster, args.allow_mass_prune).await?;
         let options = options(&live.settings, args.dry_run);
-        let report = execute(&live.plan, &live.cluster, &options).await;
+        let report = execute_at(
+            &live.plan,
+            &live.cluster,
+            &options,
+            Some(live.revision.as_str()).filter(|r| *r != "local"),
+        )
+        .await;
         let pruned = if args.prune && !args.dry_run {
             let template = match &live.settings.prune.job_template {
                 Some(template) => template.clone(),

@@ -10,6 +10,7 @@ mod output;
 pub mod plan_output;
 mod render;
 mod run;
+mod status;
 mod validate;
 
 use crate::config::{Settings, SettingsError};
@@ -52,6 +53,39 @@ pub enum Command {
     /// Run the reconciler daemon: poll git (or watch a directory), serve hooks,
     /// health, metrics and status, and keep the cluster in step.
     Run(RunArgs),
+    /// Show one instance as `paasta status` does, plus whether it is in step
+    /// with soa-configs, a prune in progress and (with -v) recent Events.
+    Status(StatusArgs),
+}
+
+/// `status`: one instance in the live cluster.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The service.
+    #[arg(long, short = 's')]
+    pub service: String,
+    /// The instance.
+    #[arg(long, short = 'i')]
+    pub instance: String,
+    /// The cluster; defaults to `cluster` of the configuration.
+    #[arg(long, short = 'c')]
+    pub cluster: Option<String>,
+    /// Also show the object's last Events.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// The reconciler configuration (flink-gitops.yaml); built-in PaaSTA defaults when absent.
+    #[arg(long, value_name = "FILE", env = "FLINK_GITOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The soa-configs directory: when given, render and plan this one
+    /// instance to show whether it is in sync, drifted or pending.
+    #[arg(long, value_name = "DIR")]
+    pub soa_dir: Option<PathBuf>,
+    /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context; default: the current context.
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -284,6 +318,7 @@ pub fn run(
         Command::Diff(args) => diff::run(args, stdout, stderr),
         Command::Apply(args) => apply::run(args, stdout, stderr),
         Command::Run(args) => run::run(args, stdout, stderr),
+        Command::Status(args) => status::run(args, stdout, stderr),
     }
 }
 

@@ -22,20 +22,28 @@ pub fn version() -> Json {
 
 /// Unaggregated discovery documents
 /// (https://kubernetes.io/docs/concepts/overview/kubernetes-api/#discovery-api).
-pub fn core_resources() -> Json {
+pub fn core_resources(state: &State) -> Json {
+    let mut resources = vec![json!({
+        "name": "namespaces", "singularName": "namespace", "namespaced": false,
+        "kind": "Namespace", "verbs": ["create", "get", "list"], "shortNames": ["ns"],
+    })];
+    for kind in state.kinds.iter().filter(|k| k.group.is_empty()) {
+        resources.push(json!({
+            "name": kind.plural, "singularName": kind.kind.to_lowercase(), "namespaced": true,
+            "kind": kind.kind,
+            "verbs": ["delete", "get", "list", "patch", "create", "update"],
+        }));
+    }
     json!({
         "kind": "APIResourceList",
         "groupVersion": "v1",
-        "resources": [{
-            "name": "namespaces", "singularName": "namespace", "namespaced": false,
-            "kind": "Namespace", "verbs": ["create", "get", "list"], "shortNames": ["ns"],
-        }],
+        "resources": resources,
     })
 }
 
 pub fn groups(state: &State) -> Json {
     let mut by_group: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for kind in &state.kinds {
+    for kind in state.kinds.iter().filter(|k| !k.group.is_empty()) {
         let versions = by_group.entry(&kind.group).or_default();
         if !versions.contains(&kind.version.as_str()) {
             versions.push(&kind.version);
@@ -58,7 +66,7 @@ pub fn resources(state: &State, group: &str, version: &str) -> Result<Json, ApiE
     let kinds: Vec<&Kind> = state
         .kinds
         .iter()
-        .filter(|k| k.group == group && k.version == version)
+        .filter(|k| !k.group.is_empty() && k.group == group && k.version == version)
         .collect();
     if kinds.is_empty() {
         return Err(ApiError::unknown_resource());

@@ -199,6 +199,47 @@ impl FakeApiServer {
         self.register_kind("coordination.k8s.io", "v1", "Lease", "leases");
     }
 
+    /// Registers core/v1 Events at `/api/v1/namespaces/{ns}/events`
+    /// (https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/event-v1/),
+    /// served like a custom resource: no validation of the Event's fields,
+    /// no `count` aggregation, no TTL.
+    pub fn register_events(&self) {
+        self.register_kind("", "v1", "Event", "events");
+    }
+
+    /// Registers core/v1 Pods at `/api/v1/namespaces/{ns}/pods`, served like
+    /// a custom resource: nothing is scheduled or run, `status` (its
+    /// `phase`, `reason`) changes only through [`Self::set_status`]; see
+    /// [`Self::insert_pod`].
+    pub fn register_pods(&self) {
+        self.register_kind("", "v1", "Pod", "pods");
+    }
+
+    /// Creates a Pod with `labels` in `ns` and sets its `status` to
+    /// `{"phase": phase}` plus `reason` when given (e.g. `Failed`/`Evicted`).
+    pub fn insert_pod(
+        &self,
+        ns: &str,
+        name: &str,
+        labels: Json,
+        phase: &str,
+        reason: Option<&str>,
+    ) {
+        self.insert_as(
+            "kubelet",
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns, "labels": labels},
+                "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+            }),
+        );
+        let mut status = json!({"phase": phase});
+        if let Some(reason) = reason {
+            status["reason"] = json!(reason);
+        }
+        self.set_status("pods", ns, name, status);
+    }
+
     /// Creates a namespace (no error if it exists).
     pub fn create_namespace(&self, name: &str) {
         let mut state = lock(&self.shared);
@@ -395,12 +436,24 @@ impl FakeApiServer {
             .count()
     }
 
-    /// Requests that could change state: not GET, not a dry run.
+    /// Requests that could change state: not GET, not a dry run, and not
+    /// the recording of a core/v1 Event (an audit record, see
+    /// [`Self::event_writes`]).
     pub fn writes(&self) -> Vec<RecordedRequest> {
         lock(&self.shared)
             .requests
             .iter()
-            .filter(|r| r.is_write() && !r.is_dry_run())
+            .filter(|r| r.is_write() && !r.is_dry_run() && !is_event_path(&r.path))
+            .cloned()
+            .collect()
+    }
+
+    /// Requests that recorded (or tried to record) a core/v1 Event.
+    pub fn event_writes(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared)
+            .requests
+            .iter()
+            .filter(|r| r.is_write() && is_event_path(&r.path))
             .cloned()
             .collect()
     }
@@ -434,6 +487,15 @@ impl FakeApiServer {
             Some(user_agent),
         )
     }
+}
+
+/// `/api/v1/namespaces/{ns}/events[/{name}]`.
+fn is_event_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(
+        segments.as_slice(),
+        ["api", "v1", "namespaces", _, "events", ..]
+    )
 }
 
 impl Drop for FakeApiServer {

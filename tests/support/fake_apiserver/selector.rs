@@ -237,7 +237,20 @@ impl LabelSelector {
     }
 }
 
-/// A parsed `fieldSelector` over `metadata.name` / `metadata.namespace`.
+/// A parsed `fieldSelector` over `metadata.name` / `metadata.namespace`,
+/// and the `involvedObject.*` fields core/v1 Events also support
+/// (https://kubernetes.io/docs/concepts/overview/working-with-objects/field-selectors/;
+/// the fake accepts them on every resource).
+const SUPPORTED_FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "involvedObject.apiVersion",
+    "involvedObject.kind",
+    "involvedObject.name",
+    "involvedObject.namespace",
+    "involvedObject.uid",
+];
+
 #[derive(Clone, Debug, Default)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
@@ -258,7 +271,7 @@ impl FieldSelector {
                 ));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" {
+            if !SUPPORTED_FIELDS.contains(&field) {
                 return Err(format!("field label not supported: {field}"));
             }
             terms.push((field.to_owned(), equal, value.trim().to_owned()));
@@ -268,12 +281,11 @@ impl FieldSelector {
 
     pub fn matches(&self, object: &Json) -> bool {
         self.0.iter().all(|(field, equal, value)| {
-            let pointer = if field == "metadata.name" {
-                "/metadata/name"
-            } else {
-                "/metadata/namespace"
-            };
-            let actual = object.pointer(pointer).and_then(Json::as_str).unwrap_or("");
+            let pointer = format!("/{}", field.replace('.', "/"));
+            let actual = object
+                .pointer(&pointer)
+                .and_then(Json::as_str)
+                .unwrap_or("");
             (actual == value) == *equal
         })
     }

@@ -214,7 +214,7 @@ fn dispatch(state: &mut State, incoming: &Incoming) -> Result<(u16, Json), ApiEr
             200,
             json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
         )),
-        ["api", "v1"] if get => Ok((200, discovery::core_resources())),
+        ["api", "v1"] if get => Ok((200, discovery::core_resources(state))),
         ["apis"] if get => Ok((200, discovery::groups(state))),
         ["apis", group, version] if get => {
             discovery::resources(state, group, version).map(|r| (200, r))
@@ -225,6 +225,15 @@ fn dispatch(state: &mut State, incoming: &Incoming) -> Result<(u16, Json), ApiEr
             _ => Err(method_not_allowed()),
         },
         ["api", "v1", "namespaces", ns] if get => namespaces::get(state, ns).map(|n| (200, n)),
+        // Core kinds registered like custom resources (Events, Pods).
+        ["api", "v1", "namespaces", ns, plural] => {
+            let kind = known(state, "", "v1", plural)?;
+            collection(state, &kind, ns, incoming)
+        }
+        ["api", "v1", "namespaces", ns, plural, name] => {
+            let kind = known(state, "", "v1", plural)?;
+            object(state, &kind, ns, name, incoming)
+        }
         ["api", "v1", "namespaces", _] => Err(method_not_allowed()),
         ["apis", group, version, plural] => {
             let kind = known(state, group, version, plural)?;
@@ -235,18 +244,7 @@ fn dispatch(state: &mut State, incoming: &Incoming) -> Result<(u16, Json), ApiEr
         }
         ["apis", group, version, "namespaces", ns, plural] => {
             let kind = known(state, group, version, plural)?;
-            match incoming.method.as_str() {
-                "GET" => ops::list(state, &kind, Some(ns), &incoming.query).map(|l| (200, l)),
-                "POST" => ops::create(
-                    state,
-                    &kind,
-                    ns,
-                    json_body(incoming)?,
-                    &update_manager(incoming),
-                    dry_run(incoming)?,
-                ),
-                _ => Err(method_not_allowed()),
-            }
+            collection(state, &kind, ns, incoming)
         }
         ["apis", group, version, "namespaces", ns, plural, name] => {
             let kind = known(state, group, version, plural)?;
@@ -276,6 +274,27 @@ fn known(state: &State, group: &str, version: &str, plural: &str) -> Result<Kind
     state
         .kind(group, version, plural)
         .ok_or_else(ApiError::unknown_resource)
+}
+
+/// Requests on a namespaced collection: GET (list), POST (create).
+fn collection(
+    state: &mut State,
+    kind: &Kind,
+    ns: &str,
+    incoming: &Incoming,
+) -> Result<(u16, Json), ApiError> {
+    match incoming.method.as_str() {
+        "GET" => ops::list(state, kind, Some(ns), &incoming.query).map(|l| (200, l)),
+        "POST" => ops::create(
+            state,
+            kind,
+            ns,
+            json_body(incoming)?,
+            &update_manager(incoming),
+            dry_run(incoming)?,
+        ),
+        _ => Err(method_not_allowed()),
+    }
 }
 
 /// Requests on one object: GET, PUT, PATCH (by content type), DELETE.

@@ -17,8 +17,11 @@ pub struct Kind {
 }
 
 impl Kind {
-    /// `group/version`.
+    /// `group/version`, or `version` for the core group (`""`).
     pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            return self.version.clone();
+        }
         format!("{}/{}", self.group, self.version)
     }
 

@@ -1,0 +1,373 @@
+//! Kubernetes Events recorded after each write, and the PaaSTA-shaped
+//! `status` command, through the real binary against the fake API server.
+
+mod support;
+
+use serde_json::{Value as Json, json};
+use std::process::Command;
+use support::fake_apiserver::{FLINK_NAMESPACE, FLINK_PLURAL, JOB_PLURAL, job_complete};
+use support::scenario::{Env, Run, path_str};
+
+const WITHOUT_CANARY: &str = "\
+_base: &base
+  job_type: stateful
+  taskmanager: {cpus: 1, mem: 4096, instances: 2}
+  flink_conf:
+    state.backend.type: rocksdb
+    execution.checkpointing.interval: '60000'
+main:
+  <<: *base
+  checkpoint_interval_ms: 60000
+";
+
+/// The scenario environment with core/v1 Events and Pods served.
+fn env() -> Env {
+    let env = Env::new();
+    env.server.register_events();
+    env.server.register_pods();
+    env
+}
+
+/// Events in the Flink namespace, oldest first, as (reason, involved name).
+fn events(env: &Env) -> Vec<Json> {
+    let mut events = env.server.objects("events", FLINK_NAMESPACE);
+    events.sort_by_key(|e| {
+        e["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    events
+}
+
+fn reasons_for(env: &Env, name: &str) -> Vec<String> {
+    events(env)
+        .iter()
+        .filter(|e| e["involvedObject"]["name"] == name)
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// `flink-gitops status` with NO_COLOR=1, the scenario's configuration and kubeconfig.
+fn status(env: &Env, extra: &[&str]) -> Run {
+    let config = env.path("flink-gitops.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
+        .arg("status")
+        .args(["--config", path_str(&config)])
+        .args(["--kubeconfig", path_str(&env.kubeconfig)])
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .env_remove("FLINK_GITOPS_SOA_DIR")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run flink-gitops");
+    Run {
+        code: output.status.code().expect("exit code"),
+        stdout: String::from_utf8(output.stdout).expect("utf-8"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8"),
+    }
+}
+
+/// `status` of alpha.<instance> in c1, planned against the scenario's soa-configs.
+fn status_of(env: &Env, instance: &str, verbose: bool) -> Run {
+    let soa = env.path("soa");
+    let mut args = vec![
+        "-s",
+        "alpha",
+        "-i",
+        instance,
+        "-c",
+        "c1",
+        "--soa-dir",
+        path_str(&soa),
+    ];
+    if verbose {
+        args.push("-v");
+    }
+    let run = status(env, &args);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    run
+}
+
+/// RFC 3339 times become `[time]`.
+fn snapshot(name: &str, text: &str) {
+    let times = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").expect("regex");
+    insta::assert_snapshot!(name, times.replace_all(text, "[time]"));
+}
+
+fn pod_labels(instance: &str) -> Json {
+    json!({"paasta.yelp.com/service": "alpha", "paasta.yelp.com/instance": instance})
+}
+
+#[test]
+fn creates_updates_and_drift_corrections_are_recorded_on_the_resource() {
+    let env = env();
+    env.apply();
+    let live = env.live("alpha-main");
+    let created: Vec<Json> = events(&env)
+        .into_iter()
+        .filter(|e| e["involvedObject"]["name"] == "alpha-main")
+        .collect();
+    assert_eq!(created.len(), 1, "{created:#?}");
+    let event = &created[0];
+    assert_eq!(event["reason"], "Created");
+    assert_eq!(event["type"], "Normal");
+    assert_eq!(
+        event["involvedObject"],
+        json!({
+            "apiVersion": "yelp.com/v1alpha1",
+            "kind": "Flink",
+            "name": "alpha-main",
+            "namespace": FLINK_NAMESPACE,
+            "uid": live["metadata"]["uid"],
+        })
+    );
+    assert_eq!(event["source"]["component"], "flink-gitops");
+    assert_eq!(event["reportingComponent"], "flink-gitops");
+    assert_eq!(event["count"], 1);
+    assert!(
+        event["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("alpha-main.")),
+        "{event:#}"
+    );
+    for key in ["firstTimestamp", "lastTimestamp", "eventTime", "message"] {
+        assert!(event[key].is_string(), "{key} in {event:#}");
+    }
+    assert_eq!(reasons_for(&env, "alpha-canary"), ["Created"]);
+    assert_eq!(reasons_for(&env, "beta--svc-main"), ["Created"]);
+
+    // A change in git: Updated.
+    env.write(
+        "soa/alpha/flink-c1.yaml",
+        &support::scenario::ALPHA.replace("instances: 2", "instances: 3"),
+    );
+    env.apply();
+    assert_eq!(reasons_for(&env, "alpha-main"), ["Created", "Updated"]);
+
+    // A hand edit: DriftCorrected.
+    let mut edited = env.live("alpha-main");
+    edited["spec"]["taskmanager"]["instances"] = json!(9);
+    env.server.replace_as("kubectl-edit", edited);
+    env.apply();
+    assert_eq!(
+        reasons_for(&env, "alpha-main"),
+        ["Created", "Updated", "DriftCorrected"]
+    );
+    let last = events(&env).pop().expect("an event");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("drift at spec.taskmanager.instances")),
+        "{last:#}"
+    );
+
+    // Nothing to do: no Event.
+    let before = events(&env).len();
+    env.apply();
+    assert_eq!(events(&env).len(), before);
+}
+
+#[test]
+fn prune_requests_and_prunes_are_recorded() {
+    let env = env();
+    env.apply();
+    env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
+    let run = env.run("apply", &["--prune"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        reasons_for(&env, "alpha-canary"),
+        ["Created", "PruneRequested"]
+    );
+    let requested = events(&env).pop().expect("an event");
+    assert_eq!(requested["type"], "Normal");
+    assert_eq!(requested["involvedObject"]["kind"], "Flink");
+    assert!(
+        requested["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("alpha-canary-shutdown")),
+        "{requested:#}"
+    );
+
+    env.server
+        .set_job_status(FLINK_NAMESPACE, "alpha-canary-shutdown", job_complete());
+    let run = env.run("apply", &["--prune"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        env.server
+            .object(FLINK_PLURAL, FLINK_NAMESPACE, "alpha-canary")
+            .is_none()
+    );
+    assert_eq!(
+        reasons_for(&env, "alpha-canary"),
+        ["Created", "PruneRequested", "Pruned"]
+    );
+}
+
+#[test]
+fn a_failed_shutdown_job_is_a_warning() {
+    let env = env();
+    env.apply();
+    env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
+    env.run("apply", &["--prune"]);
+    env.server.set_job_status(
+        FLINK_NAMESPACE,
+        "alpha-canary-shutdown",
+        support::fake_apiserver::job_failed(),
+    );
+    env.run("apply", &["--prune"]);
+    let failed = events(&env).pop().expect("an event");
+    assert_eq!(failed["reason"], "PruneFailed");
+    assert_eq!(failed["type"], "Warning");
+    assert!(
+        env.server
+            .object(JOB_PLURAL, FLINK_NAMESPACE, "alpha-canary-shutdown")
+            .is_some()
+    );
+}
+
+#[test]
+fn an_event_that_cannot_be_recorded_does_not_fail_the_write() {
+    // Events are not served at all: every POST gets 404.
+    let env = Env::new();
+    let run = env.apply();
+    assert!(run.stdout.contains("created"), "{}", run.stdout);
+    assert!(
+        env.server
+            .object(FLINK_PLURAL, FLINK_NAMESPACE, "alpha-main")
+            .is_some()
+    );
+    assert_eq!(env.server.event_writes().len(), 3);
+}
+
+#[test]
+fn status_of_a_running_instance() {
+    let env = env();
+    env.apply();
+    env.server.set_status(
+        FLINK_PLURAL,
+        FLINK_NAMESPACE,
+        "alpha-main",
+        json!({"state": "running"}),
+    );
+    env.server.apply_as(
+        "flink-operator",
+        json!({
+            "apiVersion": "yelp.com/v1alpha1", "kind": "Flink",
+            "metadata": {"name": "alpha-main", "namespace": FLINK_NAMESPACE, "annotations": {
+                "flink.yelp.com/dashboard_url": "http://flink.eks.c1.paasta:31080/alpha-main",
+            }},
+        }),
+    );
+    env.server
+        .insert_pod(FLINK_NAMESPACE, "jm", pod_labels("main"), "Running", None);
+    env.server
+        .insert_pod(FLINK_NAMESPACE, "tm-1", pod_labels("main"), "Running", None);
+    env.server.insert_pod(
+        FLINK_NAMESPACE,
+        "tm-2",
+        pod_labels("main"),
+        "Failed",
+        Some("Evicted"),
+    );
+    env.server
+        .insert_pod(FLINK_NAMESPACE, "tm-3", pod_labels("main"), "Pending", None);
+    // Someone else's pod.
+    env.server.insert_pod(
+        FLINK_NAMESPACE,
+        "other",
+        pod_labels("canary"),
+        "Running",
+        None,
+    );
+    snapshot("status_running", &status_of(&env, "main", false).stdout);
+    snapshot(
+        "status_running_verbose",
+        &status_of(&env, "main", true).stdout,
+    );
+}
+
+#[test]
+fn status_of_a_stopped_instance() {
+    let env = env();
+    env.apply();
+    let mut stopped = env.live("alpha-main");
+    stopped["metadata"]["annotations"]["paasta.yelp.com/desired_state"] = json!("stop");
+    stopped["metadata"]["annotations"]["yelp.com/desired_state"] = json!("stop");
+    env.server.replace_as("OpenAPI-Generator", stopped);
+    env.server.set_status(
+        FLINK_PLURAL,
+        FLINK_NAMESPACE,
+        "alpha-main",
+        json!({"state": "stopped"}),
+    );
+    snapshot("status_stopped", &status_of(&env, "main", false).stdout);
+}
+
+#[test]
+fn status_of_an_instance_without_status_and_with_drift() {
+    let env = env();
+    env.apply();
+    let mut edited = env.live("alpha-main");
+    edited["spec"]["taskmanager"]["instances"] = json!(9);
+    env.server.replace_as("kubectl-edit", edited);
+    snapshot(
+        "status_missing_status",
+        &status_of(&env, "main", false).stdout,
+    );
+}
+
+#[test]
+fn status_of_an_instance_with_a_pending_change() {
+    let env = env();
+    env.apply();
+    env.write(
+        "soa/alpha/flink-c1.yaml",
+        &support::scenario::ALPHA.replace("job_type: stateful", "job_type: stateless"),
+    );
+    let run = status_of(&env, "main", false);
+    assert!(
+        run.stdout
+            .contains("    Pending: config_sha changed (config"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn status_without_soa_dir_shows_only_the_cluster() {
+    let env = env();
+    env.apply();
+    let run = status(&env, &["-s", "alpha", "-i", "main", "-c", "c1"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    snapshot("status_without_soa_dir", &run.stdout);
+}
+
+#[test]
+fn status_of_an_instance_being_pruned() {
+    let env = env();
+    env.apply();
+    env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
+    let run = env.run("apply", &["--prune"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    env.server.set_status(
+        FLINK_PLURAL,
+        FLINK_NAMESPACE,
+        "alpha-canary",
+        json!({"state": "running"}),
+    );
+    snapshot(
+        "status_prune_in_progress",
+        &status_of(&env, "canary", true).stdout,
+    );
+}
+
+#[test]
+fn status_of_a_missing_instance_exits_1() {
+    let env = env();
+    env.apply();
+    let run = status(&env, &["-s", "alpha", "-i", "nope", "-c", "c1"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(run.stderr.contains("no alpha-nope found"), "{}", run.stderr);
+}
