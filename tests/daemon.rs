@@ -261,8 +261,12 @@ fn git_daemon_applies_then_rerenders_only_the_changed_service() {
         3.0,
         "only beta_svc was rendered again"
     );
-    let status = daemon.status();
-    assert_eq!(status["commit"]["subject"], "beta: more parallelism");
+    // The status is published when the cycle ends, just after its writes.
+    wait_for(
+        "the status names the commit",
+        Duration::from_secs(30),
+        || daemon.status()["commit"]["subject"] == "beta: more parallelism",
+    );
     assert!(daemon.metric("flink_gitops_leader") >= 1.0);
     let (code, _) = daemon.terminate();
     assert_eq!(code, Some(0));
@@ -277,6 +281,9 @@ fn a_broken_remote_keeps_the_last_snapshot_and_prunes_nothing() {
     let daemon = Daemon::start(&server, &git_source(&repo, cache.path(), "500ms"), "");
     wait_for("readyz", Duration::from_secs(30), || {
         daemon.get("/readyz").is_some_and(|(code, _)| code == 200)
+    });
+    wait_for("the first apply", Duration::from_secs(30), || {
+        live(&server, "alpha-main").is_some() && live(&server, "alpha-canary").is_some()
     });
     // The remote goes away: nothing may be read as "everything was removed".
     std::fs::remove_dir_all(repo.path().join(".git")).expect("break the remote");
@@ -399,7 +406,9 @@ fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
     } else {
         (b, a)
     };
-    assert!(live(&server, "alpha-main").is_some());
+    wait_for("the leader's first apply", Duration::from_secs(30), || {
+        live(&server, "alpha-main").is_some()
+    });
     let (code, _) = leader.terminate();
     assert_eq!(code, Some(0), "SIGTERM is a clean exit");
     wait_for("the standby leads", Duration::from_secs(30), || {

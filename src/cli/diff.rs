@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::plan::{Action, LiveObject};
 use crate::render::{DesiredSet, meta};
 use crate::report::ci::{self, Against, Report};
-use crate::source::git::{changed_services_between, snapshot_at};
+use crate::source::git::{changed_services_between, clusters_at, snapshot_at};
 use crate::source::{FileSelection, Snapshot, read_dir};
 use crate::{config, render};
 use std::collections::BTreeSet;
@@ -245,6 +245,19 @@ fn build_report(args: &DiffArgs) -> Result<Report, CliError> {
                 let mut found = config::clusters_in(&sources.head, &settings);
                 if let Some((base, _)) = &sources.base {
                     found.extend(config::clusters_in(base, &settings));
+                }
+                // Every cluster either revision has a file for, not only
+                // those of the changed services (tree names, no file reads).
+                if let Some(repo) = &args.repo {
+                    let prefixes = settings.file_prefixes();
+                    found.extend(clusters_at(
+                        repo,
+                        args.head.as_deref().unwrap_or("HEAD"),
+                        &prefixes,
+                    )?);
+                    if let Some(base) = &args.base {
+                        found.extend(clusters_at(repo, base, &prefixes)?);
+                    }
                 }
                 found.into_iter().collect()
             }

@@ -450,7 +450,8 @@ impl Reconciler<'_> {
                 concurrency: self.settings.apply.concurrency,
                 create_namespaces: self.settings.apply.create_namespaces,
             };
-            let report = apply::execute(&plan, self.cluster, &options).await;
+            let revision = self.revision.as_ref().map(|(r, _, _)| r.as_str());
+            let report = apply::execute_at(&plan, self.cluster, &options, revision).await;
             for write in report.failures() {
                 if let Err(error) = &write.outcome {
                     self.shared.metrics.error(error.category());

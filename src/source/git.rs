@@ -641,6 +641,48 @@ pub fn snapshot_at(
     Ok((snapshot, revision))
 }
 
+/// The clusters that revision `rev` has an instance file for
+/// (`<service>/<prefix>-<cluster>.yaml`), read from tree entry names only:
+/// no file is read.
+pub fn clusters_at(
+    repo_path: &Path,
+    rev: &str,
+    file_prefixes: &[String],
+) -> Result<BTreeSet<String>, GitError> {
+    let repo = open_local(repo_path)?;
+    let commit = resolve_commit(&repo, repo_path, rev)?;
+    let read_error = |e: git2::Error| GitError::ReadCommit {
+        url: repo_path.display().to_string(),
+        revision: commit.id().to_string(),
+        reason: e.message().to_owned(),
+    };
+    let tree = commit.tree().map_err(read_error)?;
+    let mut clusters = BTreeSet::new();
+    for service in tree.iter() {
+        if service.kind() != Some(git2::ObjectType::Tree) {
+            continue;
+        }
+        let Ok(folder) = service.to_object(&repo).and_then(|o| o.peel_to_tree()) else {
+            continue;
+        };
+        for entry in folder.iter() {
+            let Some(stem) = entry.name().ok().and_then(|n| n.strip_suffix(".yaml")) else {
+                continue;
+            };
+            for prefix in file_prefixes {
+                if let Some(cluster) = stem
+                    .strip_prefix(prefix.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .filter(|c| !c.is_empty())
+                {
+                    clusters.insert(cluster.to_owned());
+                }
+            }
+        }
+    }
+    Ok(clusters)
+}
+
 /// The full sha of revision `rev` of the local repository at `repo_path`.
 pub fn resolve_revision(repo_path: &Path, rev: &str) -> Result<String, GitError> {
     let repo = open_local(repo_path)?;
