@@ -16,5 +16,6 @@ pub mod daemon;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod secret;
 pub mod source;
 pub mod value;

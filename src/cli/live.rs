@@ -1,6 +1,6 @@
 //! What `diff` and `apply` share: render, connect, list, plan.
 
-use super::{CliError, ClusterArgs, load_inputs};
+use super::{CliError, ClusterArgs, load_cluster_inputs};
 use crate::apply::{ApplyOptions, KubeCluster, RetryPolicy};
 use crate::config::Settings;
 use crate::plan::prune::{self as prune_plan, PruneInputs, PrunePlan};
@@ -40,12 +40,9 @@ pub async fn plan_against_cluster(
     args: &ClusterArgs,
     allow_mass_prune: bool,
 ) -> Result<LivePlan, CliError> {
-    let (settings, snapshot) = load_inputs(&args.source)?;
-    let cluster_name = args
-        .cluster
-        .clone()
-        .or_else(|| settings.cluster.clone())
-        .ok_or(CliError::MissingCluster)?;
+    // Only this cluster's instance files are read.
+    let (settings, cluster, snapshot) = load_cluster_inputs(&args.source, args.cluster.as_deref())?;
+    let cluster_name = cluster.ok_or(CliError::MissingCluster)?;
     if let Some(service) = &args.service
         && !snapshot.services.contains_key(service)
     {

@@ -14,7 +14,7 @@ mod status;
 mod validate;
 
 use crate::config::{Settings, SettingsError};
-use crate::source::{FileSelection, Snapshot, SourceError, read_dir};
+use crate::source::{FileSelection, Snapshot, SourceError, read_dir, read_dir_for_cluster};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -343,4 +343,26 @@ fn load_inputs(args: &SourceArgs) -> Result<(Settings, Snapshot), CliError> {
     };
     let snapshot = read_dir(&args.soa_dir, &selection)?;
     Ok((settings, snapshot))
+}
+
+/// Like `load_inputs`, but when the cluster is known (from `cluster` or the
+/// configuration) only that cluster's instance files are read. Returns the
+/// cluster too (`None` when neither names one; the caller decides whether
+/// that is an error, after the snapshot was read as before).
+fn load_cluster_inputs(
+    source: &SourceArgs,
+    cluster: Option<&str>,
+) -> Result<(Settings, Option<String>, Snapshot), CliError> {
+    let settings = load_settings(source.config.as_deref())?;
+    let cluster = cluster
+        .map(str::to_owned)
+        .or_else(|| settings.cluster.clone());
+    let selection = FileSelection {
+        file_prefixes: settings.file_prefixes(),
+    };
+    let snapshot = match &cluster {
+        Some(cluster) => read_dir_for_cluster(&source.soa_dir, &selection, cluster)?,
+        None => read_dir(&source.soa_dir, &selection)?,
+    };
+    Ok((settings, cluster, snapshot))
 }

@@ -1,7 +1,7 @@
 //! Pure renderers of a [`Plan`]: text for terminals, markdown, and JSON with
 //! a versioned schema (`flink-gitops/plan/v1`) for other tools.
 
-use crate::plan::prune::PrunePlan;
+use crate::plan::prune::{PruneEntry, PrunePlan};
 use crate::plan::{Action, Plan, PlanEntry, Reason, path::FieldPath};
 use crate::value::{Map, Value, yaml_out};
 use serde_json::{Value as Json, json};
@@ -113,31 +113,16 @@ fn message(action: &Action) -> Option<&str> {
 
 /// The prune steps as JSON objects.
 fn prunes_json(prunes: &PrunePlan) -> Json {
-    let entries: Vec<Json> = prunes
-        .entries
-        .iter()
-        .map(|p| {
-            json!({
-                "service": p.orphan.service,
-                "instance": p.orphan.instance,
-                "subject": p.orphan.subject,
-                "action": p.action.name(),
-                "job": p.job.as_ref().map(|(name, state)| json!({"name": name, "state": state.name()})),
-                "message": p.message,
-            })
-        })
-        .collect();
+    let entries: Vec<Json> = prunes.entries.iter().map(PruneEntry::to_json).collect();
     json!({"entries": entries, "mass_prune_blocked": prunes.mass_prune_blocked})
 }
 
 /// `flink-gitops/plan/v1` with the prune steps: see the README for the schema.
 #[must_use]
 pub fn json_with_prunes(plan: &Plan, prunes: &PrunePlan) -> String {
-    let mut document: Json = serde_json::from_str(&json(plan)).unwrap_or(Json::Null);
+    let mut document = plan_document(plan);
     document["prunes"] = prunes_json(prunes);
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
-    text.push('\n');
-    text
+    pretty(&document)
 }
 
 /// The prune steps for terminals.
@@ -194,6 +179,16 @@ pub fn prunes_markdown(prunes: &PrunePlan) -> String {
 /// `flink-gitops/plan/v1` without prune steps.
 #[must_use]
 pub fn json(plan: &Plan) -> String {
+    pretty(&plan_document(plan))
+}
+
+fn pretty(document: &Json) -> String {
+    let mut text = serde_json::to_string_pretty(document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn plan_document(plan: &Plan) -> Json {
     let entries: Vec<Json> = plan
         .entries
         .iter()
@@ -230,16 +225,13 @@ pub fn json(plan: &Plan) -> String {
         summary.insert(name.to_owned(), json!(count));
     }
     summary.insert("orphans".to_owned(), json!(plan.orphans.len()));
-    let document = json!({
+    json!({
         "schema": "flink-gitops/plan/v1",
         "cluster": plan.cluster,
         "summary": summary,
         "entries": entries,
         "orphans": orphans,
-    });
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
-    text.push('\n');
-    text
+    })
 }
 
 /// One line per counted action, e.g. `2 create, 1 update, 5 unchanged`.

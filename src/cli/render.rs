@@ -1,36 +1,12 @@
 //! `flink-gitops render`.
 
 use super::output::{json_list, report_problems};
-use super::{CliError, ExitCode, OutputFormat, RenderArgs, SourceArgs, load_settings};
-use crate::config::Settings;
+use super::{CliError, ExitCode, OutputFormat, RenderArgs, load_cluster_inputs};
 use crate::config::parallel::map_in_order;
-use crate::source::{FileSelection, Snapshot, read_dir, read_dir_for_cluster};
 use crate::value::Value;
 use crate::value::yaml_out::to_yaml;
 use crate::{config, render};
 use std::io::Write;
-
-/// Like `load_inputs`, but when the cluster is known (from `cluster` or the
-/// configuration) only that cluster's instance files are read. Returns the
-/// cluster too (`None` when neither names one; the caller decides whether
-/// that is an error, after the snapshot was read as before).
-pub(super) fn load_cluster_inputs(
-    source: &SourceArgs,
-    cluster: Option<&str>,
-) -> Result<(Settings, Option<String>, Snapshot), CliError> {
-    let settings = load_settings(source.config.as_deref())?;
-    let cluster = cluster
-        .map(str::to_owned)
-        .or_else(|| settings.cluster.clone());
-    let selection = FileSelection {
-        file_prefixes: settings.file_prefixes(),
-    };
-    let snapshot = match &cluster {
-        Some(cluster) => read_dir_for_cluster(&source.soa_dir, &selection, cluster)?,
-        None => read_dir(&source.soa_dir, &selection)?,
-    };
-    Ok((settings, cluster, snapshot))
-}
 
 /// Documents formatted together before they are written.
 const YAML_BATCH: usize = 1024;

@@ -4,7 +4,7 @@
 //! reported even for instances that are not deployed yet, because it will
 //! fail them on their first deployment.
 
-use super::render::load_cluster_inputs;
+use super::load_cluster_inputs;
 use super::{CliError, ExitCode, ValidateArgs, load_inputs};
 use crate::config::{self, Diagnostic, ServiceState};
 use crate::render;

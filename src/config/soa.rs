@@ -11,7 +11,7 @@ use super::deployments::Deployments;
 use super::parallel::map_in_order;
 use super::yaml::{self, Limits, Mapping, Node, NodeValue};
 use super::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, ServiceState, Settings};
-use crate::source::{ServiceFiles, Snapshot};
+use crate::source::{FileSelection, ServiceFiles, Snapshot};
 use crate::value::Value;
 use std::collections::BTreeSet;
 
@@ -54,27 +54,17 @@ pub fn load(
 /// Every cluster that some service has a `<prefix>-<cluster>.yaml` for.
 #[must_use]
 pub fn clusters_in(snapshot: &Snapshot, settings: &Settings) -> BTreeSet<String> {
-    let mut clusters = BTreeSet::new();
-    for files in snapshot.services.values() {
-        for path in files.files.keys() {
-            let Some(stem) = path.strip_suffix(".yaml") else {
-                continue;
-            };
-            if stem.contains('/') {
-                continue;
-            }
-            for prefix in settings.file_prefixes() {
-                if let Some(cluster) = stem
-                    .strip_prefix(prefix.as_str())
-                    .and_then(|rest| rest.strip_prefix('-'))
-                    .filter(|cluster| !cluster.is_empty())
-                {
-                    clusters.insert(cluster.to_owned());
-                }
-            }
-        }
-    }
-    clusters
+    let selection = FileSelection {
+        file_prefixes: settings.file_prefixes(),
+    };
+    snapshot
+        .services
+        .values()
+        .flat_map(|files| files.files.keys())
+        .filter(|path| !path.contains('/'))
+        .flat_map(|path| selection.clusters_of(path))
+        .map(str::to_owned)
+        .collect()
 }
 
 struct ServiceLoader<'a> {

@@ -31,22 +31,8 @@ pub const GENERIC_HEADER: &str = "x-flink-gitops-signature";
 
 const SHA256_PREFIX: &str = "sha256=";
 
-/// A secret read from a file. Its value is never printed: `Debug` shows
-/// `Secret(***)` and there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::secret::Secret;
+use crate::secret::SecretFileError;
 
 /// The configured push-hook secrets, one per provider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,22 +62,10 @@ impl HookSecrets {
 }
 
 fn read_secret(path: &Path) -> Result<Secret, HookError> {
-    let mut bytes = std::fs::read(path).map_err(|source| HookError::ReadSecret {
-        path: path.to_owned(),
-        source,
-    })?;
-    if bytes.last() == Some(&b'\n') {
-        bytes.pop();
-        if bytes.last() == Some(&b'\r') {
-            bytes.pop();
-        }
-    }
-    if bytes.is_empty() {
-        return Err(HookError::EmptySecret {
-            path: path.to_owned(),
-        });
-    }
-    Ok(Secret(bytes))
+    Secret::read_file(path).map_err(|error| match error {
+        SecretFileError::Read { path, source } => HookError::ReadSecret { path, source },
+        SecretFileError::Empty { path } => HookError::EmptySecret { path },
+    })
 }
 
 /// Who signed an accepted push hook.
@@ -264,7 +238,7 @@ mod tests {
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
     fn secrets(github: Option<&str>, gitlab: Option<&str>, generic: Option<&str>) -> HookSecrets {
-        let s = |v: Option<&str>| v.map(|v| Secret(v.as_bytes().to_vec()));
+        let s = |v: Option<&str>| v.map(|v| Secret::from_bytes(v.as_bytes()));
         HookSecrets {
             github: s(github),
             gitlab: s(gitlab),

@@ -519,15 +519,9 @@ impl Reconciler<'_> {
             .entries
             .iter()
             .map(|p| {
-                json!({
-                    "service": p.orphan.service,
-                    "instance": p.orphan.instance,
-                    "subject": p.orphan.subject,
-                    "action": p.action.name(),
-                    "message": p.message,
-                    "job": p.job.as_ref().map(|(name, state)| json!({"name": name, "state": state.name()})),
-                    "error": failures.get(&p.orphan.subject),
-                })
+                let mut object = p.to_json();
+                object["error"] = json!(failures.get(&p.orphan.subject));
+                object
             })
             .collect();
         Ok((entries, prunes))

@@ -143,6 +143,21 @@ pub struct PruneEntry {
     pub message: String,
 }
 
+impl PruneEntry {
+    /// The step as reported in `diff --output json`, `/status` and the like.
+    #[must_use]
+    pub fn to_json(&self) -> Json {
+        serde_json::json!({
+            "service": self.orphan.service,
+            "instance": self.orphan.instance,
+            "subject": self.orphan.subject,
+            "action": self.action.name(),
+            "job": self.job.as_ref().map(|(name, state)| serde_json::json!({"name": name, "state": state.name()})),
+            "message": self.message,
+        })
+    }
+}
+
 /// The prune steps of one cycle.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PrunePlan {

@@ -657,6 +657,9 @@ pub fn clusters_at(
         reason: e.message().to_owned(),
     };
     let tree = commit.tree().map_err(read_error)?;
+    let selection = FileSelection {
+        file_prefixes: file_prefixes.to_vec(),
+    };
     let mut clusters = BTreeSet::new();
     for service in tree.iter() {
         if service.kind() != Some(git2::ObjectType::Tree) {
@@ -666,17 +669,8 @@ pub fn clusters_at(
             continue;
         };
         for entry in folder.iter() {
-            let Some(stem) = entry.name().ok().and_then(|n| n.strip_suffix(".yaml")) else {
-                continue;
-            };
-            for prefix in file_prefixes {
-                if let Some(cluster) = stem
-                    .strip_prefix(prefix.as_str())
-                    .and_then(|rest| rest.strip_prefix('-'))
-                    .filter(|c| !c.is_empty())
-                {
-                    clusters.insert(cluster.to_owned());
-                }
+            if let Ok(name) = entry.name() {
+                clusters.extend(selection.clusters_of(name).map(str::to_owned));
             }
         }
     }

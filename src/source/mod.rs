@@ -69,11 +69,29 @@ impl FileSelection {
             return false;
         };
         self.file_prefixes.iter().any(|prefix| {
-            stem.strip_prefix(prefix.as_str())
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|found| !found.is_empty() && cluster.is_none_or(|c| c == found))
+            cluster_of_stem(stem, prefix).is_some_and(|found| cluster.is_none_or(|c| c == found))
         })
     }
+
+    /// The clusters an instance file name is for, one per matching prefix:
+    /// `flink-pnw-prod.yaml` with the prefix `flink` is `pnw-prod`. Nothing
+    /// for any other file.
+    pub fn clusters_of<'s, 'n: 's>(
+        &'s self,
+        file_name: &'n str,
+    ) -> impl Iterator<Item = &'n str> + 's {
+        let stem = file_name.strip_suffix(".yaml");
+        self.file_prefixes
+            .iter()
+            .filter_map(move |prefix| cluster_of_stem(stem?, prefix))
+    }
+}
+
+/// `<prefix>-<cluster>` to `<cluster>`.
+fn cluster_of_stem<'n>(stem: &'n str, prefix: &str) -> Option<&'n str> {
+    stem.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .filter(|cluster| !cluster.is_empty())
 }
 
 /// Why a source could not produce a snapshot.

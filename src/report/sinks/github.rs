@@ -12,7 +12,7 @@
 //! The token is read from a file and sent as `Authorization: Bearer`.
 
 use super::webhook::record;
-use super::{Outcome, Secret, SinkError, Stats, parse_http_url, send_with_retry};
+use super::{Outcome, SinkError, Stats, parse_http_url, read_secret, send_with_retry};
 use crate::apply::RetryPolicy;
 use crate::config::report_settings::GithubSettings;
 use crate::report::events::{DeploymentEvent, EventKind};
@@ -82,7 +82,7 @@ impl GithubSink {
             "{}/repos/{repository}/deployments",
             api.as_str().trim_end_matches('/')
         );
-        let token = Secret::read(&settings.token_file)?;
+        let token = read_secret(&settings.token_file)?;
         let mut authorization = HeaderValue::from_bytes(&[b"Bearer ", token.expose()].concat())
             .map_err(|_| SinkError::InvalidToken {
                 path: settings.token_file.clone(),

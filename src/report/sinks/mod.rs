@@ -23,7 +23,6 @@ use crate::apply::RetryPolicy;
 use crate::config::report_settings::NotificationSettings;
 use crate::report::events::{DeploymentEvent, EventKind};
 use queue::EndpointQueue;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,46 +48,21 @@ impl Default for NotifierOptions {
     }
 }
 
-/// A secret read from a file. `Debug` shows `Secret(***)`; no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
+pub use crate::secret::Secret;
+use crate::secret::SecretFileError;
 
-impl Secret {
-    /// Reads `path`, dropping one trailing newline (`\n` or `\r\n`); an
-    /// empty secret is an error.
-    pub fn read(path: &Path) -> Result<Secret, SinkError> {
-        let mut bytes = std::fs::read(path).map_err(|source| SinkError::ReadSecret {
-            path: path.to_owned(),
-            source,
-        })?;
-        if bytes.last() == Some(&b'\n') {
-            bytes.pop();
-            if bytes.last() == Some(&b'\r') {
-                bytes.pop();
-            }
+impl From<SecretFileError> for SinkError {
+    fn from(error: SecretFileError) -> Self {
+        match error {
+            SecretFileError::Read { path, source } => SinkError::ReadSecret { path, source },
+            SecretFileError::Empty { path } => SinkError::EmptySecret { path },
         }
-        if bytes.is_empty() {
-            return Err(SinkError::EmptySecret {
-                path: path.to_owned(),
-            });
-        }
-        Ok(Secret(bytes))
-    }
-
-    #[must_use]
-    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Secret {
-        Secret(bytes.into())
-    }
-
-    pub(crate) fn expose(&self) -> &[u8] {
-        &self.0
     }
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
+/// Reads a notification secret file (see [`Secret::read_file`]).
+pub fn read_secret(path: &Path) -> Result<Secret, SinkError> {
+    Ok(Secret::read_file(path)?)
 }
 
 /// Why the notifier could not start. No variant carries a secret or a URL
@@ -353,13 +327,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
         std::fs::write(&path, "hunter2\r\n").unwrap();
-        let secret = Secret::read(&path).unwrap();
+        let secret = read_secret(&path).unwrap();
         assert_eq!(secret.expose(), b"hunter2");
         assert_eq!(format!("{secret:?}"), "Secret(***)");
         std::fs::write(&path, "\n").unwrap();
-        let err = Secret::read(&path).unwrap_err();
+        let err = read_secret(&path).unwrap_err();
         assert!(matches!(err, SinkError::EmptySecret { .. }));
-        let err = Secret::read(&dir.path().join("missing")).unwrap_err();
+        let err = read_secret(&dir.path().join("missing")).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
     }
 

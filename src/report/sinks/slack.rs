@@ -2,7 +2,7 @@
 //! the URL read from `url_file` (the URL is the secret: never logged).
 
 use super::webhook::record;
-use super::{Secret, SinkError, Stats, parse_http_url, send_with_retry};
+use super::{SinkError, Stats, parse_http_url, read_secret, send_with_retry};
 use crate::apply::RetryPolicy;
 use crate::config::report_settings::SlackSettings;
 use crate::report::events::DeploymentEvent;
@@ -35,7 +35,7 @@ impl SlackSink {
         client: reqwest::Client,
         policy: RetryPolicy,
     ) -> Result<SlackSink, SinkError> {
-        let secret = Secret::read(&settings.url_file)?;
+        let secret = read_secret(&settings.url_file)?;
         let text = std::str::from_utf8(secret.expose()).map_err(|_| SinkError::InvalidUrl {
             what: format!("the URL in {}", settings.url_file.display()),
         })?;

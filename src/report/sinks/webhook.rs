@@ -4,7 +4,9 @@
 //! body>` (when a secret is configured), `X-Flink-Gitops-Delivery: <event
 //! id>` (the same on every retry), `X-Flink-Gitops-Event: <kind>`.
 
-use super::{Outcome, Secret, SinkError, Stats, origin, parse_http_url, send_with_retry};
+use super::{
+    Outcome, Secret, SinkError, Stats, origin, parse_http_url, read_secret, send_with_retry,
+};
 use crate::apply::RetryPolicy;
 use crate::config::report_settings::WebhookSettings;
 use crate::report::events::DeploymentEvent;
@@ -57,7 +59,7 @@ impl WebhookSink {
         let secret = settings
             .secret_file
             .as_deref()
-            .map(Secret::read)
+            .map(read_secret)
             .transpose()?;
         Ok(WebhookSink {
             label: format!("webhook[{index}] {}", origin(&url)),
