@@ -6,19 +6,7 @@ mod support;
 use serde_json::{Value as Json, json};
 use std::process::Command;
 use support::fake_apiserver::{FLINK_NAMESPACE, FLINK_PLURAL, JOB_PLURAL, job_complete};
-use support::scenario::{Env, Run, path_str};
-
-const WITHOUT_CANARY: &str = "\
-_base: &base
-  job_type: stateful
-  taskmanager: {cpus: 1, mem: 4096, instances: 2}
-  flink_conf:
-    state.backend.type: rocksdb
-    execution.checkpointing.interval: '60000'
-main:
-  <<: *base
-  checkpoint_interval_ms: 60000
-";
+use support::scenario::{Env, Run, WITHOUT_CANARY, path_str};
 
 /// The scenario environment with core/v1 Events and Pods served.
 fn env() -> Env {

@@ -9,19 +9,7 @@ use std::collections::BTreeSet;
 use support::fake_apiserver::{
     FLINK_NAMESPACE, FLINK_PLURAL, GcAction, JOB_PLURAL, job_complete, job_failed, job_running,
 };
-use support::scenario::{ALPHA, Env, summary_count};
-
-const WITHOUT_CANARY: &str = "\
-_base: &base
-  job_type: stateful
-  taskmanager: {cpus: 1, mem: 4096, instances: 2}
-  flink_conf:
-    state.backend.type: rocksdb
-    execution.checkpointing.interval: '60000'
-main:
-  <<: *base
-  checkpoint_interval_ms: 60000
-";
+use support::scenario::{ALPHA, Env, WITHOUT_CANARY, summary_count};
 
 fn job(env: &Env, name: &str) -> Option<Json> {
     env.server.object(JOB_PLURAL, FLINK_NAMESPACE, name)

@@ -21,6 +21,19 @@ canary:
   deploy_group: prod.canary
 ";
 
+/// `ALPHA` with the `canary` instance removed from git.
+pub const WITHOUT_CANARY: &str = "\
+_base: &base
+  job_type: stateful
+  taskmanager: {cpus: 1, mem: 4096, instances: 2}
+  flink_conf:
+    state.backend.type: rocksdb
+    execution.checkpointing.interval: '60000'
+main:
+  <<: *base
+  checkpoint_interval_ms: 60000
+";
+
 pub const BETA: &str = "main: {job_type: stateless, parallelism: 2.0}\n";
 
 pub const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
