@@ -69,6 +69,18 @@ impl Repo {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "-m", message]);
     }
+
+    fn head(&self) -> String {
+        let output = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(self.path())
+            .output()
+            .expect("git rev-parse");
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
 }
 
 fn free_port() -> u16 {
@@ -235,7 +247,9 @@ fn git_source(repo: &Repo, cache: &Path, poll: &str) -> String {
 fn git_daemon_applies_then_rerenders_only_the_changed_service() {
     let _serial = serial();
     let server = server();
+    server.register_events();
     let repo = Repo::new();
+    let first = repo.head();
     let cache = tempfile::tempdir().expect("cache");
     let daemon = Daemon::start(&server, &git_source(&repo, cache.path(), "1s"), "");
     wait_for("readyz", Duration::from_secs(30), || {
@@ -245,6 +259,10 @@ fn git_daemon_applies_then_rerenders_only_the_changed_service() {
         live(&server, "alpha-main").is_some() && live(&server, "beta--svc-main").is_some()
     });
     assert_eq!(daemon.get("/healthz").map(|(c, _)| c), Some(200));
+    assert_eq!(
+        applied_revisions(&server, "beta--svc-main"),
+        [("Created".to_owned(), first.clone())]
+    );
     let rendered_before = daemon.metric("flink_gitops_services_rendered_total");
     assert_eq!(rendered_before, 2.0);
 
@@ -268,8 +286,62 @@ fn git_daemon_applies_then_rerenders_only_the_changed_service() {
         || daemon.status()["commit"]["subject"] == "beta: more parallelism",
     );
     assert!(daemon.metric("flink_gitops_leader") >= 1.0);
+    let second = repo.head();
+    assert_eq!(
+        applied_revisions(&server, "beta--svc-main"),
+        [
+            ("Created".to_owned(), first),
+            ("Updated".to_owned(), second.clone())
+        ]
+    );
+    let status = status_command(&server, &["-s", "beta_svc", "-i", "main", "-c", "c1"]);
+    assert!(
+        status.contains(&format!("Last applied: revision {second} at ")),
+        "{status}"
+    );
     let (code, _) = daemon.terminate();
     assert_eq!(code, Some(0));
+}
+
+/// (reason, revision annotation) of the Events recorded on `name`, oldest first.
+fn applied_revisions(server: &FakeApiServer, name: &str) -> Vec<(String, String)> {
+    let mut events = server.objects("events", FLINK_NAMESPACE);
+    events.retain(|e| e["involvedObject"]["name"] == name);
+    events.sort_by_key(|e| {
+        e["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    events
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_owned(),
+                e["metadata"]["annotations"]["flink-gitops/revision"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The stdout of `flink-gitops status ARGS` against the fake API server.
+fn status_command(server: &FakeApiServer, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = server.write_kubeconfig(dir.path());
+    let output = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
+        .arg("status")
+        .args(["--kubeconfig", kubeconfig.to_str().expect("utf-8")])
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("FLINK_GITOPS_SOA_DIR")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run flink-gitops status");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    String::from_utf8(output.stdout).expect("utf-8")
 }
 
 #[test]

@@ -14,6 +14,11 @@ use std::time::SystemTime;
 /// `source.component` and `reportingComponent` of every Event.
 pub const COMPONENT: &str = "flink-gitops";
 
+/// The soa-configs revision an Event's action came from, as an annotation on
+/// the Event itself: the resource cannot carry it without breaking byte
+/// parity with PaaSTA, and `status` reads it back for "Last applied".
+pub const ANNOTATION_EVENT_REVISION: &str = "flink-gitops/revision";
+
 /// Why an Event was recorded (its `reason`, CamelCase as Kubernetes' own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventReason {
@@ -100,9 +105,15 @@ pub fn uid_of(object: &Json) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The Event body.
+/// The Event body; `revision` is annotated when it names a commit.
 #[must_use]
-pub fn event(involved: &Involved, reason: EventReason, message: &str, now: SystemTime) -> Json {
+pub fn event(
+    involved: &Involved,
+    reason: EventReason,
+    message: &str,
+    revision: Option<&str>,
+    now: SystemTime,
+) -> Json {
     let seconds = humantime::format_rfc3339_seconds(now).to_string();
     let micros = humantime::format_rfc3339_micros(now).to_string();
     let mut object = json!({
@@ -121,13 +132,17 @@ pub fn event(involved: &Involved, reason: EventReason, message: &str, now: Syste
         .chars()
         .take(128)
         .collect();
+    let mut metadata = json!({
+        "name": format!("{}.{:016x}", involved.name, rand::random::<u64>()),
+        "namespace": involved.namespace,
+    });
+    if let Some(revision) = revision.filter(|r| is_commit(r)) {
+        metadata["annotations"] = json!({ ANNOTATION_EVENT_REVISION: revision });
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {
-            "name": format!("{}.{:016x}", involved.name, rand::random::<u64>()),
-            "namespace": involved.namespace,
-        },
+        "metadata": metadata,
         "involvedObject": object,
         "reason": reason.as_str(),
         "type": reason.event_type(),
@@ -143,14 +158,21 @@ pub fn event(involved: &Involved, reason: EventReason, message: &str, now: Syste
     })
 }
 
+/// "local" (a directory) and "unknown" are no revision worth naming.
+#[must_use]
+pub fn is_commit(revision: &str) -> bool {
+    !matches!(revision, "" | "local" | "unknown")
+}
+
 /// Creates the Event; a failure is logged and otherwise ignored.
 pub async fn record(
     cluster: &KubeCluster,
     involved: &Involved,
     reason: EventReason,
     message: &str,
+    revision: Option<&str>,
 ) {
-    let body = event(involved, reason, message, SystemTime::now());
+    let body = event(involved, reason, message, revision, SystemTime::now());
     let uri = format!("/api/v1/namespaces/{}/events", involved.namespace);
     let subject = format!(
         "Event/{}/{} ({})",
@@ -247,12 +269,40 @@ mod tests {
             uid: Some("u-1".into()),
         };
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        let event = event(&involved, EventReason::Pruned, "gone", now);
+        let event = event(&involved, EventReason::Pruned, "gone", Some("abc123"), now);
         assert_eq!(event["involvedObject"]["uid"], "u-1");
+        assert_eq!(
+            event["metadata"]["annotations"][ANNOTATION_EVENT_REVISION],
+            "abc123"
+        );
         assert_eq!(event["type"], "Normal");
         assert_eq!(event["firstTimestamp"], "2023-11-14T22:13:20Z");
         assert_eq!(event["eventTime"], "2023-11-14T22:13:20.000000Z");
         let name = event["metadata"]["name"].as_str().unwrap_or_default();
         assert!(name.starts_with("alpha-main.") && name.len() == "alpha-main.".len() + 16);
+    }
+
+    #[test]
+    fn a_directory_source_is_no_revision() {
+        let involved = Involved {
+            api_version: "yelp.com/v1alpha1".into(),
+            kind: "Flink".into(),
+            namespace: "paasta-flinks".into(),
+            name: "alpha-main".into(),
+            uid: None,
+        };
+        for revision in [None, Some("local"), Some("unknown")] {
+            let event = event(
+                &involved,
+                EventReason::Created,
+                "made",
+                revision,
+                SystemTime::now(),
+            );
+            assert!(
+                event["metadata"].get("annotations").is_none(),
+                "{revision:?}"
+            );
+        }
     }
 }

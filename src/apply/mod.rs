@@ -278,5 +278,5 @@ async fn record_apply_event(
         uid: events::uid_of(applied),
     };
     let message = events::apply_message(reason, reasons, revision, applied);
-    events::record(cluster, &involved, reason, &message).await;
+    events::record(cluster, &involved, reason, &message, revision).await;
 }

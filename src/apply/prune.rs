@@ -73,14 +73,18 @@ pub async fn execute(
 /// `PruneFailed` (a Warning) each time a failed or timed-out shutdown Job
 /// is observed; nothing for the other steps.
 async fn record_event(entry: &PruneEntry, cluster: &KubeCluster, revision: &str) {
-    use super::events::{EventReason, Involved, record};
+    use super::events::{EventReason, Involved, is_commit, record};
     let live = &entry.orphan.object;
     let job = entry.job.as_ref().map(|(name, _)| name.as_str());
-    // "local" (a directory) and "unknown" are no revision worth naming.
-    let at = |revision: &str| match revision {
-        "" | "local" | "unknown" => String::new(),
-        revision => format!(" at revision {revision}"),
+    let at = |revision: &str| {
+        if is_commit(revision) {
+            format!(" at revision {revision}")
+        } else {
+            String::new()
+        }
     };
+    // The revision that removed the instance, kept on the resource since the stop.
+    let requested_at = live.annotation(ANNOTATION_REVISION).unwrap_or(revision);
     let (reason, message) = match entry.action {
         PruneAction::Signal { .. } => (
             EventReason::PruneRequested,
@@ -94,7 +98,7 @@ async fn record_event(entry: &PruneEntry, cluster: &KubeCluster, revision: &str)
             EventReason::Pruned,
             format!(
                 "Pruned: deleted after the shutdown Job completed (prune requested{})",
-                at(live.annotation(ANNOTATION_REVISION).unwrap_or(revision))
+                at(requested_at)
             ),
         ),
         PruneAction::Failed | PruneAction::TimedOut => (
@@ -106,7 +110,14 @@ async fn record_event(entry: &PruneEntry, cluster: &KubeCluster, revision: &str)
         ),
         _ => return,
     };
-    record(cluster, &Involved::of_live(live), reason, &message).await;
+    record(
+        cluster,
+        &Involved::of_live(live),
+        reason,
+        &message,
+        Some(requested_at),
+    )
+    .await;
 }
 
 #[tracing::instrument(skip_all, fields(service = %entry.orphan.service, instance = %entry.orphan.instance))]

@@ -4,7 +4,7 @@
 
 use super::live::{plan_against_cluster, runtime};
 use super::{CliError, ClusterArgs, ExitCode, SourceArgs, StatusArgs, load_settings};
-use crate::apply::{KubeCluster, RetryPolicy};
+use crate::apply::{KubeCluster, RetryPolicy, events};
 use crate::config::{KindSettings, Settings};
 use crate::plan::prune::{ANNOTATION_REQUESTED_AT, JobState};
 use crate::plan::{Action, Plan, Reason};
@@ -211,19 +211,16 @@ async fn observe(
         }
         None => None,
     };
-    let events = if args.verbose {
-        list(
-            cluster,
-            &format!(
-                "/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name={name},involvedObject.kind={}",
-                kind.kind
-            ),
-            &format!("Event/{namespace}"),
-        )
-        .await
-    } else {
-        Ok(Vec::new())
-    };
+    // Always read: "Last applied" names the revision our newest apply Event carries.
+    let events = list(
+        cluster,
+        &format!(
+            "/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name={name},involvedObject.kind={}",
+            kind.kind
+        ),
+        &format!("Event/{namespace}"),
+    )
+    .await;
     Ok(Some(Observed {
         kind,
         object,
@@ -379,28 +376,34 @@ fn render(
             "Prune in progress: Job {job_name} {state} (requested {requested})"
         ));
     }
-    if let Some(time) = last_applied(object, &settings.apply.field_manager) {
-        line(format!("Last applied: {time}"));
+    let events = observed.events.as_ref().map(|events| {
+        let mut events: Vec<&Json> = events
+            .iter()
+            .filter(|e| text_at(e, "/involvedObject/kind") == Some(observed.kind.kind.as_str()))
+            .collect();
+        // Same second: the microseconds of `eventTime`, then the order stored.
+        events.sort_by_key(|e| {
+            (
+                event_time(e).to_owned(),
+                text_at(e, "/eventTime").unwrap_or("").to_owned(),
+                text_at(e, "/metadata/resourceVersion")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0),
+            )
+        });
+        events
+    });
+    let applied = last_applied_line(
+        events.as_deref().unwrap_or(&[]),
+        object,
+        &settings.apply.field_manager,
+    );
+    if let Some(text) = applied {
+        line(text);
     }
     if args.verbose {
-        match &observed.events {
+        match events {
             Ok(events) => {
-                let mut events: Vec<&Json> = events
-                    .iter()
-                    .filter(|e| {
-                        text_at(e, "/involvedObject/kind") == Some(observed.kind.kind.as_str())
-                    })
-                    .collect();
-                // Same second: the microseconds of `eventTime`, then the order stored.
-                events.sort_by_key(|e| {
-                    (
-                        event_time(e).to_owned(),
-                        text_at(e, "/eventTime").unwrap_or("").to_owned(),
-                        text_at(e, "/metadata/resourceVersion")
-                            .and_then(|v| v.parse::<u64>().ok())
-                            .unwrap_or(0),
-                    )
-                });
                 let skip = events.len().saturating_sub(EVENTS_SHOWN);
                 if events.is_empty() {
                     line("Events: none".to_owned());
@@ -434,6 +437,39 @@ fn event_time(event: &Json) -> &str {
         .or_else(|| text_at(event, "/eventTime"))
         .or_else(|| text_at(event, "/metadata/creationTimestamp"))
         .unwrap_or("")
+}
+
+/// "Last applied: revision R at T" from our newest write Event, or the time
+/// of our managed-fields entry alone. A write newer than the newest Event
+/// (whose recording failed or which expired) has no known revision: naming
+/// the Event's would be naming the wrong one.
+fn last_applied_line(events: &[&Json], object: &Json, field_manager: &str) -> Option<String> {
+    let written = last_applied(object, field_manager);
+    match last_applied_revision(events) {
+        Some((revision, time)) if written.is_none_or(|w| w <= time) => {
+            Some(format!("Last applied: revision {revision} at {time}"))
+        }
+        _ => written.map(|time| format!("Last applied: {time}")),
+    }
+}
+
+/// The revision and time of the newest Event of ours that records a write
+/// (`Created`, `Updated`, `DriftCorrected`); Events expire (kube-apiserver's
+/// `--event-ttl`, one hour by default), so this is often absent.
+fn last_applied_revision<'a>(events: &[&'a Json]) -> Option<(&'a str, &'a str)> {
+    events.iter().rev().find_map(|event| {
+        let ours = text_at(event, "/source/component") == Some(events::COMPONENT)
+            || text_at(event, "/reportingComponent") == Some(events::COMPONENT);
+        let write = matches!(
+            text_at(event, "/reason"),
+            Some("Created" | "Updated" | "DriftCorrected")
+        );
+        let revision = event
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(events::ANNOTATION_EVENT_REVISION))
+            .and_then(Json::as_str)?;
+        (ours && write).then(|| (revision, event_time(event)))
+    })
 }
 
 /// The `time` of our manager's `Apply` entry in `managedFields`.
@@ -509,7 +545,58 @@ fn sync_lines(
 
 #[cfg(test)]
 mod tests {
-    use super::title;
+    use super::{last_applied_line, title};
+    use serde_json::{Value as Json, json};
+
+    fn write_event(reason: &str, revision: &str, time: &str) -> Json {
+        json!({
+            "metadata": {"annotations": {"flink-gitops/revision": revision}},
+            "reason": reason,
+            "source": {"component": "flink-gitops"},
+            "lastTimestamp": time,
+        })
+    }
+
+    fn written_at(time: &str) -> Json {
+        json!({"metadata": {"managedFields": [
+            {"manager": "other", "operation": "Apply", "time": "2001-01-01T00:00:00Z"},
+            {"manager": "flink-gitops", "operation": "Apply", "time": time},
+        ]}})
+    }
+
+    #[test]
+    fn the_newest_write_event_names_the_revision() {
+        let created = write_event("Created", "aaa", "2026-01-01T00:00:00Z");
+        let pruned = write_event("PruneRequested", "ccc", "2026-01-03T00:00:00Z");
+        let updated = write_event("Updated", "bbb", "2026-01-02T00:00:00Z");
+        let object = written_at("2026-01-02T00:00:00Z");
+        assert_eq!(
+            last_applied_line(&[&created, &updated, &pruned], &object, "flink-gitops").as_deref(),
+            Some("Last applied: revision bbb at 2026-01-02T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_write_newer_than_its_event_has_no_revision() {
+        let created = write_event("Created", "aaa", "2026-01-01T00:00:00Z");
+        let object = written_at("2026-01-05T00:00:00Z");
+        assert_eq!(
+            last_applied_line(&[&created], &object, "flink-gitops").as_deref(),
+            Some("Last applied: 2026-01-05T00:00:00Z")
+        );
+        assert_eq!(last_applied_line(&[], &json!({}), "flink-gitops"), None);
+    }
+
+    #[test]
+    fn other_components_events_are_not_ours() {
+        let mut foreign = write_event("Updated", "zzz", "2026-01-02T00:00:00Z");
+        foreign["source"]["component"] = json!("kubectl");
+        let object = written_at("2026-01-01T00:00:00Z");
+        assert_eq!(
+            last_applied_line(&[&foreign], &object, "flink-gitops").as_deref(),
+            Some("Last applied: 2026-01-01T00:00:00Z")
+        );
+    }
 
     #[test]
     fn title_is_pythons() {
