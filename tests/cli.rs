@@ -563,3 +563,61 @@ fn an_io_error_is_explained_once() {
         run.stderr
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_out_of_the_tree_fails_only_its_service() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    write_file(&outside.path().join("stolen.yaml"), "main: {}\n");
+    let tree = tempfile::tempdir().expect("tempdir");
+    let good = "main: {job_type: stateless}\n";
+    write_file(&tree.path().join("good/flink-c1.yaml"), good);
+    write_file(&tree.path().join("linked/flink-c2.yaml"), good);
+    std::os::unix::fs::symlink(
+        outside.path().join("stolen.yaml"),
+        tree.path().join("linked/flink-c1.yaml"),
+    )
+    .expect("symlink");
+    let run = flink_gitops(&[
+        "validate",
+        "--soa-dir",
+        path_str(tree.path()),
+        "--cluster",
+        "c1",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let expected = format!(
+        "{}/linked/flink-c1.yaml: linked: refused: a symlink that resolves outside the soa-configs root",
+        tree.path().display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(!run.stderr.contains("good"), "{}", run.stderr);
+}
+
+#[test]
+fn a_configured_limit_names_the_file_line_and_limit() {
+    let tree = tempfile::tempdir().expect("tempdir");
+    write_file(
+        &tree.path().join("svc/flink-c1.yaml"),
+        "main:\n  job_type: stateless\n  note: a rather long sentence of text\n",
+    );
+    write_file(&tree.path().join("other/flink-c1.yaml"), "main: {}\n");
+    let config = tree.path().join("flink-gitops.yaml");
+    write_file(&config, "limits: {max_scalar_bytes: 16}\n");
+    let run = flink_gitops(&[
+        "validate",
+        "--soa-dir",
+        path_str(tree.path()),
+        "--config",
+        path_str(&config),
+        "--cluster",
+        "c1",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let expected = format!(
+        "{}/svc/flink-c1.yaml:3:9: svc: invalid YAML: a scalar of 30 bytes, over 16 bytes (limit max_scalar_bytes)",
+        tree.path().display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(!run.stderr.contains("other"), "{}", run.stderr);
+}

@@ -200,30 +200,6 @@ impl Drop for Daemon {
     }
 }
 
-/// Log lines written while `f` runs on this thread.
-fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
-    let logs = String::from_utf8_lossy(&buffer.0.lock().expect("lock")).into_owned();
-    (result, logs)
-}
-
 #[test]
 fn git_source_can_move_to_a_blocking_thread() {
     fn assert_send<T: Send + 'static>() {}
@@ -439,13 +415,15 @@ fn a_deleted_branch_is_reported_as_missing() {
 }
 
 #[test]
-fn symlinks_and_submodules_are_skipped_with_a_warning() {
+fn symlinks_and_submodules_are_refused_and_make_their_service_unknown() {
     let fixture = Fixture::new();
     let seed = fixture.seed();
     let work = fixture.work();
     std::os::unix::fs::symlink("flink-c1.yaml", work.join("svc-a/flink-c9.yaml")).expect("ln");
     std::os::unix::fs::symlink("svc-a", work.join("svc-linked")).expect("ln");
     std::os::unix::fs::symlink("/etc/passwd", work.join("svc-b/flink-c3.yaml")).expect("ln");
+    // A symlink the pipeline never reads is not refused.
+    std::os::unix::fs::symlink("/etc/passwd", work.join("svc-c/NOTES.txt")).expect("ln");
     git(&work, &["add", "-A"]);
     for gitlink in ["svc-submodule", "svc-b/flink-c4.yaml"] {
         git(
@@ -461,42 +439,72 @@ fn symlinks_and_submodules_are_skipped_with_a_warning() {
     fixture.commit_staged("Add links");
 
     let mut source = fixture.open(&fixture.file_url());
-    let (outcome, logs) = capture_logs(|| source.fetch());
-    let snapshot = updated(outcome).snapshot;
+    let snapshot = updated(source.fetch()).snapshot;
     let services: Vec<&str> = snapshot.services.keys().map(String::as_str).collect();
-    assert_eq!(services, ["svc-a", "svc-b", "svc-c"]);
-    let files: Vec<&str> = snapshot.services["svc-a"]
-        .files
-        .keys()
-        .map(String::as_str)
-        .collect();
+    // Listed, so that nothing of theirs looks removed.
     assert_eq!(
-        files,
+        services,
+        ["svc-a", "svc-b", "svc-c", "svc-linked", "svc-submodule"]
+    );
+    let refused = |service: &str| -> Vec<(String, String)> {
+        snapshot.services[service]
+            .refused
+            .iter()
+            .map(|r| (r.path.clone(), r.reason.clone()))
+            .collect()
+    };
+    let symlink = "a symlink (symlinks are not followed)".to_owned();
+    let submodule = "a git submodule (submodules are not followed)".to_owned();
+    assert_eq!(
+        refused("svc-a"),
+        [("flink-c9.yaml".to_owned(), symlink.clone())]
+    );
+    assert_eq!(
+        refused("svc-b"),
         [
-            "autotuned_defaults/flink-c1.yaml",
-            "flink-c1.yaml",
-            "service.yaml"
+            ("flink-c3.yaml".to_owned(), symlink),
+            ("flink-c4.yaml".to_owned(), submodule)
         ]
     );
+    assert_eq!(refused("svc-c"), []);
+    assert_eq!(
+        refused("svc-linked"),
+        [(
+            String::new(),
+            "a symlinked service folder (symlinks are not followed)".to_owned()
+        )]
+    );
+    assert_eq!(
+        refused("svc-submodule"),
+        [(
+            String::new(),
+            "a git submodule (submodules are not followed)".to_owned()
+        )]
+    );
+    // The refused targets are never read.
     let files: Vec<&str> = snapshot.services["svc-b"]
         .files
         .keys()
         .map(String::as_str)
         .collect();
     assert_eq!(files, ["deployments.json", "flink-c2.yaml"]);
-    for path in [
-        "svc-a/flink-c9.yaml",
-        "svc-linked",
-        "svc-b/flink-c3.yaml",
-        "svc-submodule",
-        "svc-b/flink-c4.yaml",
-    ] {
-        assert!(
-            logs.lines()
-                .any(|line| line.contains("WARN") && line.contains(path)),
-            "no warning naming {path}:\n{logs}"
-        );
-    }
+
+    // The config stage turns each refusal into a diagnostic and the service
+    // into an unknown one; the others load.
+    let settings = flink_gitops::config::Settings::default();
+    let config = flink_gitops::config::load(&snapshot, &settings, "c1", None);
+    let unknown: Vec<&str> = config
+        .unknown_services()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(unknown, ["svc-a", "svc-b", "svc-linked", "svc-submodule"]);
+    let (_, diagnostics) = config
+        .unknown_services()
+        .find(|(name, _)| *name == "svc-b")
+        .expect("svc-b");
+    let text = diagnostics[0].to_string();
+    assert!(text.contains("/svc-b/flink-c3.yaml"), "{text}");
+    assert!(text.contains("refused: a symlink"), "{text}");
 }
 
 #[test]

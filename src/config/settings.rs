@@ -58,6 +58,9 @@ pub struct Settings {
     /// Where deployment events are delivered.
     #[serde(default)]
     pub notifications: super::report_settings::NotificationSettings,
+    /// Bounds on what one soa-configs file may make the loader do.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// What pruning does with a cluster whose instance left soa-configs.
@@ -272,6 +275,7 @@ impl Default for Settings {
             hooks: super::daemon_settings::HookSettings::default(),
             leader_election: super::daemon_settings::LeaderSettings::default(),
             notifications: super::report_settings::NotificationSettings::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -370,6 +374,20 @@ impl Settings {
             return Err(invalid(
                 "prune",
                 "job_template must be a batch/v1 Job with spec.template.spec.containers".to_owned(),
+            ));
+        }
+        let limits = &self.limits;
+        if [
+            limits.max_depth,
+            limits.max_alias_nodes,
+            limits.max_document_bytes,
+            limits.max_scalar_bytes,
+        ]
+        .contains(&0)
+        {
+            return Err(invalid(
+                "limits",
+                "every limit must be at least 1".to_owned(),
             ));
         }
         if self.kinds.is_empty() {
@@ -473,6 +491,25 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("clustr"), "{text}");
         assert!(text.starts_with("f.yaml:"), "{text}");
+    }
+
+    #[test]
+    fn limits_are_configurable_and_checked() {
+        let settings =
+            Settings::parse("limits: {max_scalar_bytes: 64}\n", "f.yaml").expect("limits");
+        assert_eq!(settings.limits.max_scalar_bytes, 64);
+        assert_eq!(settings.limits.max_depth, Limits::default().max_depth);
+        let err = Settings::parse("limits:\n  max_nodes: 1\n", "f.yaml").expect_err("unknown");
+        assert!(err.to_string().contains("max_nodes"), "{err}");
+        let err =
+            Settings::parse("cluster: a\nlimits: {max_depth: 0}\n", "f.yaml").expect_err("zero");
+        match err {
+            SettingsError::InvalidKey { key, mark, .. } => {
+                assert_eq!(key, "limits");
+                assert_eq!(mark.line, 2);
+            }
+            other => panic!("{other}"),
+        }
     }
 
     #[test]

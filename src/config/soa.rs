@@ -9,7 +9,7 @@
 use super::convert::{into_value, to_value};
 use super::deployments::Deployments;
 use super::parallel::map_in_order;
-use super::yaml::{self, Limits, Mapping, Node, NodeValue};
+use super::yaml::{self, Mapping, Node, NodeValue};
 use super::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, ServiceState, Settings};
 use crate::source::{FileSelection, ServiceFiles, Snapshot};
 use crate::value::Value;
@@ -86,6 +86,20 @@ struct ServiceDefaults {
 
 impl ServiceLoader<'_> {
     fn load(mut self) -> ServiceState {
+        if !self.files.refused.is_empty() {
+            let diagnostics = self
+                .files
+                .refused
+                .iter()
+                .map(|refusal| {
+                    Diagnostic::file(
+                        &self.path(&refusal.path),
+                        format!("{}: refused: {}", self.service, refusal.reason),
+                    )
+                })
+                .collect();
+            return ServiceState::Unknown(diagnostics);
+        }
         let defaults = self.service_yaml();
         let deployments = self.deployments_json();
         let mut instances = Vec::new();
@@ -118,7 +132,7 @@ impl ServiceLoader<'_> {
                 .push(Diagnostic::file(&path, "the file is not valid UTF-8"));
             return None;
         };
-        match yaml::load(text, &Limits::default()) {
+        match yaml::load(text, &self.settings.limits) {
             Ok(node) => node,
             Err(e) => {
                 self.diagnostics.push(Diagnostic::at(
@@ -204,6 +218,21 @@ impl ServiceLoader<'_> {
 
     fn deployments_json(&mut self) -> Option<Deployments> {
         let bytes = self.files.files.get("deployments.json")?;
+        let limit = self.settings.limits.max_document_bytes;
+        if bytes.len() > limit {
+            let path = self.path("deployments.json");
+            self.diagnostics.push(Diagnostic::at(
+                &path,
+                1,
+                1,
+                format!(
+                    "{}: the file is {} bytes, over {limit} bytes (limit max_document_bytes)",
+                    self.service,
+                    bytes.len()
+                ),
+            ));
+            return None;
+        }
         let control_prefix = format!("{}:{}.", self.service, self.cluster);
         match Deployments::parse(bytes, &control_prefix) {
             Ok(json) => Some(json),
@@ -473,6 +502,40 @@ mod tests {
             }
             ServiceState::Loaded(_) => panic!("bad must be unknown"),
         }
+        assert_eq!(loaded(&set, "good").instances.len(), 1);
+    }
+
+    #[test]
+    fn a_file_over_a_limit_fails_only_its_service() {
+        let settings = Settings {
+            limits: crate::config::yaml::Limits {
+                max_scalar_bytes: 16,
+                max_document_bytes: 200,
+                ..Default::default()
+            },
+            ..Settings::default()
+        };
+        let long = "x".repeat(17);
+        let snap = snapshot(&[
+            ("long/flink-c1.yaml", &format!("main:\n  a: {long}\n")),
+            ("big/flink-c1.yaml", "main: {a: 1}\n"),
+            (
+                "big/deployments.json",
+                &format!("{{\"v2\": {{}}, \"pad\": \"{}\"}}", "x".repeat(200)),
+            ),
+            ("good/flink-c1.yaml", "main: {a: 1}\n"),
+        ]);
+        let set = load(&snap, &settings, "c1", None);
+        let diagnostic = |service: &str| match &set.services[service] {
+            ServiceState::Unknown(diagnostics) => diagnostics[0].to_string(),
+            ServiceState::Loaded(_) => panic!("{service} must be unknown"),
+        };
+        let text = diagnostic("long");
+        assert!(text.starts_with("soa/long/flink-c1.yaml:2:"), "{text}");
+        assert!(text.contains("max_scalar_bytes"), "{text}");
+        let text = diagnostic("big");
+        assert!(text.starts_with("soa/big/deployments.json:1:1"), "{text}");
+        assert!(text.contains("max_document_bytes"), "{text}");
         assert_eq!(loaded(&set, "good").instances.len(), 1);
     }
 

@@ -246,15 +246,20 @@ impl Mapping {
     }
 }
 
-/// Bounds on what one file may make the loader do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Bounds on what one file may make the loader do (the `limits` section of
+/// `flink-gitops.yaml`). PyYAML has none; a file over a limit fails only its
+/// service, which is then unknown and never pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Deepest nesting of sequences and mappings.
     pub max_depth: usize,
     /// Total nodes that aliases may copy into the document ("billion laughs").
     pub max_alias_nodes: usize,
-    /// Largest file accepted, in bytes.
+    /// Largest file accepted, in bytes (also bounds `deployments.json`).
     pub max_document_bytes: usize,
+    /// Longest scalar accepted, in bytes of its source text.
+    pub max_scalar_bytes: usize,
 }
 
 impl Default for Limits {
@@ -263,6 +268,7 @@ impl Default for Limits {
             max_depth: 128,
             max_alias_nodes: 100_000,
             max_document_bytes: 8 * 1024 * 1024,
+            max_scalar_bytes: 1024 * 1024,
         }
     }
 }
@@ -290,7 +296,7 @@ pub fn load(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
         return Err(LoadError::new(
             Mark { line: 1, column: 1 },
             format!(
-                "the file is {} bytes, over the limit of {} bytes",
+                "the file is {} bytes, over {} bytes (limit max_document_bytes)",
                 text.len(),
                 limits.max_document_bytes
             ),
@@ -441,6 +447,16 @@ impl<'a> Composer<'a> {
                 Ok((node, count, Role::Ordinary))
             }
             Event::Scalar(text, style, anchor, tag) => {
+                if text.len() > self.limits.max_scalar_bytes {
+                    return Err(LoadError::new(
+                        mark,
+                        format!(
+                            "a scalar of {} bytes, over {} bytes (limit max_scalar_bytes)",
+                            text.len(),
+                            self.limits.max_scalar_bytes
+                        ),
+                    ));
+                }
                 let (value, role) = scalar_value(&text, style, tag.as_deref())
                     .map_err(|e| LoadError::new(mark, e.to_string()))?;
                 let node = Node { value, mark };
@@ -865,6 +881,36 @@ mod tests {
             max_document_bytes: 10,
             ..Limits::default()
         };
-        assert!(load("a: 123456789012\n", &limits).is_err());
+        let err = load("a: 123456789012\n", &limits).expect_err("too big");
+        assert!(err.message.contains("max_document_bytes"), "{err}");
+        assert_eq!(err.mark, Mark { line: 1, column: 1 });
+    }
+
+    #[test]
+    fn a_long_scalar_is_refused_where_it_starts() {
+        let limits = Limits {
+            max_scalar_bytes: 8,
+            ..Limits::default()
+        };
+        assert!(load("a: 12345678\n", &limits).is_ok());
+        let err = load("a: 1\nb:\n  c: \"123456789\"\n", &limits).expect_err("long");
+        assert!(err.message.contains("max_scalar_bytes"), "{err}");
+        assert_eq!(err.mark.line, 3, "{err}");
+        // Keys are scalars too.
+        let err = load("abcdefghijk: 1\n", &limits).expect_err("long key");
+        assert!(err.message.contains("max_scalar_bytes"), "{err}");
+    }
+
+    #[test]
+    fn limits_are_configured_with_defaults_for_missing_keys() {
+        let limits: Limits = serde_json::from_str(r#"{"max_depth": 4}"#).expect("partial limits");
+        assert_eq!(
+            limits,
+            Limits {
+                max_depth: 4,
+                ..Limits::default()
+            }
+        );
+        assert!(serde_json::from_str::<Limits>(r#"{"max_nodes": 4}"#).is_err());
     }
 }

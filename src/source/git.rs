@@ -6,7 +6,7 @@
 //! branch or a refused force-push leaves it untouched, and a restart starts
 //! from scratch (the first fetch reports every service as new).
 
-use super::{FileSelection, ServiceFiles, Snapshot};
+use super::{FileSelection, Refusal, ServiceFiles, Snapshot};
 use crate::config::daemon_settings::{GitCredentials, GitSettings};
 use git2::cert::Cert;
 use git2::{
@@ -515,17 +515,23 @@ fn read_commit_snapshot(
             MODE_TREE => {
                 let tree = repo.find_tree(entry.id())?;
                 let mut files = ServiceFiles::default();
-                read_service_tree(repo, selection, display_url, &tree, name, "", &mut files)?;
+                read_service_tree(repo, selection, &tree, "", &mut files)?;
                 services.insert(name.to_owned(), files);
             }
-            MODE_SYMLINK => tracing::warn!(
-                url = %display_url, path = name,
-                "skipping a symlinked service folder: symlinks are not followed"
-            ),
-            MODE_GITLINK => tracing::warn!(
-                url = %display_url, path = name,
-                "skipping a submodule at the top level: submodules are not followed"
-            ),
+            // Not followed, and not skipped either: a skipped folder would
+            // look like a removed service and have its instances pruned.
+            MODE_SYMLINK => {
+                services.insert(
+                    name.to_owned(),
+                    ServiceFiles::refused("a symlinked service folder (symlinks are not followed)"),
+                );
+            }
+            MODE_GITLINK => {
+                services.insert(
+                    name.to_owned(),
+                    ServiceFiles::refused("a git submodule (submodules are not followed)"),
+                );
+            }
             _ => {}
         }
     }
@@ -541,9 +547,7 @@ fn read_commit_snapshot(
 fn read_service_tree(
     repo: &Repository,
     selection: &FileSelection,
-    display_url: &str,
     tree: &Tree<'_>,
-    service: &str,
     prefix: &str,
     files: &mut ServiceFiles,
 ) -> Result<(), git2::Error> {
@@ -557,14 +561,14 @@ fn read_service_tree(
         if mode == MODE_SYMLINK || mode == MODE_GITLINK {
             if is_autotuned_dir || selection.wants(&path_in_service) {
                 let what = if mode == MODE_SYMLINK {
-                    "a symlink"
+                    "a symlink (symlinks are not followed)"
                 } else {
-                    "a submodule"
+                    "a git submodule (submodules are not followed)"
                 };
-                tracing::warn!(
-                    url = %display_url, path = %format!("{service}/{path_in_service}"),
-                    "skipping {what}: symlinks and submodules are not followed"
-                );
+                files.refused.push(Refusal {
+                    path: path_in_service,
+                    reason: what.to_owned(),
+                });
             }
             continue;
         }
@@ -572,15 +576,7 @@ fn read_service_tree(
             Some(ObjectType::Tree) if is_autotuned_dir => {
                 let subtree = repo.find_tree(entry.id())?;
                 let prefix = format!("{AUTOTUNED_DEFAULTS}/");
-                read_service_tree(
-                    repo,
-                    selection,
-                    display_url,
-                    &subtree,
-                    service,
-                    &prefix,
-                    files,
-                )?;
+                read_service_tree(repo, selection, &subtree, &prefix, files)?;
             }
             Some(ObjectType::Blob) if selection.wants(&path_in_service) => {
                 let blob = repo.find_blob(entry.id())?;

@@ -35,31 +35,46 @@ fn read(
         path: path.display().to_string(),
         source,
     };
-    let mut services: Vec<(String, PathBuf)> = Vec::new();
+    // Symlinks may point anywhere inside the root, never outside it.
+    let canonical_root = fs::canonicalize(root).map_err(|e| read_dir_error(root, e))?;
+    let mut services: Vec<(String, Result<PathBuf, String>)> = Vec::new();
     for entry in fs::read_dir(root).map_err(|e| read_dir_error(root, e))? {
         let entry = entry.map_err(|e| read_dir_error(root, e))?;
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        if name.starts_with('.') || !is_dir(&entry) {
+        if name.starts_with('.') {
             continue;
         }
-        services.push((name, entry.path()));
+        match resolve(&entry, &canonical_root) {
+            Resolved::Dir => services.push((name, Ok(entry.path()))),
+            Resolved::File | Resolved::Other => {}
+            // A symlink that may have been a service folder: refusing it
+            // keeps its instances from looking removed.
+            Resolved::Refused(reason) => services.push((name, Err(reason))),
+        }
     }
     // Reading is mostly system calls on a warm page cache: two or more
-    // threads read disjoint service folders; the first error (in folder
-    // order) wins, as in a sequential read.
+    // threads read disjoint service folders.
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(services.len() / SERVICES_PER_THREAD)
         .max(1);
     let chunk = services.len().div_ceil(threads).max(1);
-    let read_part = |part: &[(String, PathBuf)]| -> Vec<Result<ServiceFiles, SourceError>> {
+    let reader = ServiceReader {
+        canonical_root: &canonical_root,
+        selection,
+        cluster,
+    };
+    let read_part = |part: &[(String, Result<PathBuf, String>)]| -> Vec<ServiceFiles> {
         part.iter()
-            .map(|(_, dir)| read_service(dir, selection, cluster))
+            .map(|(_, dir)| match dir {
+                Ok(dir) => reader.service(dir),
+                Err(reason) => ServiceFiles::refused(reason.clone()),
+            })
             .collect()
     };
-    let results: Vec<Result<ServiceFiles, SourceError>> = if threads == 1 {
+    let results: Vec<ServiceFiles> = if threads == 1 {
         read_part(&services)
     } else {
         std::thread::scope(|scope| {
@@ -85,88 +100,117 @@ fn read(
         services: Default::default(),
     };
     for ((name, _), files) in services.into_iter().zip(results) {
-        snapshot.services.insert(name, files?);
+        snapshot.services.insert(name, files);
     }
     Ok(snapshot)
 }
 
-/// Whether a directory entry is a directory, following symbolic links like
-/// `Path::is_dir` but without a `stat` when the entry type says it all.
-fn is_dir(entry: &fs::DirEntry) -> bool {
+/// What a directory entry is, following symbolic links that stay inside the root.
+enum Resolved {
+    Dir,
+    File,
+    Other,
+    Refused(String),
+}
+
+fn resolve(entry: &fs::DirEntry, canonical_root: &Path) -> Resolved {
+    let kind = |metadata: &fs::Metadata| {
+        if metadata.is_dir() {
+            Resolved::Dir
+        } else if metadata.is_file() {
+            Resolved::File
+        } else {
+            Resolved::Other
+        }
+    };
     match entry.file_type() {
-        Ok(kind) if kind.is_symlink() => entry.path().is_dir(),
-        Ok(kind) => kind.is_dir(),
-        Err(_) => entry.path().is_dir(),
+        Ok(file_type) if !file_type.is_symlink() => {
+            if file_type.is_dir() {
+                Resolved::Dir
+            } else if file_type.is_file() {
+                Resolved::File
+            } else {
+                Resolved::Other
+            }
+        }
+        _ => match fs::canonicalize(entry.path()) {
+            Err(error) => Resolved::Refused(format!("a symlink that does not resolve ({error})")),
+            Ok(target) if !target.starts_with(canonical_root) => {
+                Resolved::Refused("a symlink that resolves outside the soa-configs root".to_owned())
+            }
+            Ok(target) => match fs::metadata(&target) {
+                Ok(metadata) => kind(&metadata),
+                Err(error) => Resolved::Refused(format!("failed to read it ({error})")),
+            },
+        },
     }
 }
 
-/// Like [`is_dir`], for files.
-fn is_file(entry: &fs::DirEntry) -> bool {
-    match entry.file_type() {
-        Ok(kind) if kind.is_symlink() => entry.path().is_file(),
-        Ok(kind) => kind.is_file(),
-        Err(_) => entry.path().is_file(),
-    }
+struct ServiceReader<'a> {
+    canonical_root: &'a Path,
+    selection: &'a FileSelection,
+    cluster: Option<&'a str>,
 }
 
-fn read_service(
-    service_dir: &Path,
-    selection: &FileSelection,
-    cluster: Option<&str>,
-) -> Result<ServiceFiles, SourceError> {
-    let mut files = ServiceFiles::default();
-    let has_autotuned = read_selected(service_dir, "", selection, cluster, &mut files)?;
-    if has_autotuned {
-        let autotuned = service_dir.join("autotuned_defaults");
-        read_selected(
-            &autotuned,
-            "autotuned_defaults/",
-            selection,
-            cluster,
-            &mut files,
-        )?;
+impl ServiceReader<'_> {
+    /// The selected files of one service folder; what cannot be read safely
+    /// is recorded as refused, which makes the service unknown.
+    fn service(&self, service_dir: &Path) -> ServiceFiles {
+        let mut files = ServiceFiles::default();
+        if self.read_selected(service_dir, "", &mut files) {
+            let autotuned = service_dir.join(AUTOTUNED_DEFAULTS);
+            self.read_selected(&autotuned, &format!("{AUTOTUNED_DEFAULTS}/"), &mut files);
+        }
+        files
     }
-    Ok(files)
-}
 
-/// Reads the selected files of `dir`; returns whether it has an
-/// `autotuned_defaults` directory.
-fn read_selected(
-    dir: &Path,
-    prefix: &str,
-    selection: &FileSelection,
-    cluster: Option<&str>,
-    files: &mut ServiceFiles,
-) -> Result<bool, SourceError> {
-    let entries = fs::read_dir(dir).map_err(|source| SourceError::ReadDirectory {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    let mut has_autotuned = false;
-    for entry in entries {
-        let entry = entry.map_err(|source| SourceError::ReadDirectory {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
+    /// Reads the selected files of `dir`; returns whether it has an
+    /// `autotuned_defaults` directory.
+    fn read_selected(&self, dir: &Path, prefix: &str, files: &mut ServiceFiles) -> bool {
+        let folder = prefix.trim_end_matches('/');
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) => {
+                files.refuse(folder, format!("failed to list the folder ({error})"));
+                return false;
+            }
         };
-        if prefix.is_empty() && name == "autotuned_defaults" {
-            has_autotuned = is_dir(&entry);
-            continue;
+        let mut has_autotuned = false;
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    files.refuse(folder, format!("failed to list the folder ({error})"));
+                    continue;
+                }
+            };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let path_in_service = format!("{prefix}{name}");
+            let autotuned_dir = prefix.is_empty() && name == AUTOTUNED_DEFAULTS;
+            if !autotuned_dir && !self.selection.wants_for(&path_in_service, self.cluster) {
+                continue;
+            }
+            match resolve(&entry, self.canonical_root) {
+                Resolved::Dir if autotuned_dir => has_autotuned = true,
+                Resolved::File if !autotuned_dir => match fs::read(entry.path()) {
+                    Ok(bytes) => {
+                        files.files.insert(path_in_service, bytes);
+                    }
+                    Err(error) => {
+                        files.refuse(path_in_service, format!("failed to read it ({error})"))
+                    }
+                },
+                Resolved::Refused(reason) => files.refuse(path_in_service, reason),
+                Resolved::Dir | Resolved::File | Resolved::Other => {}
+            }
         }
-        let path_in_service = format!("{prefix}{name}");
-        if !selection.wants_for(&path_in_service, cluster) || !is_file(&entry) {
-            continue;
-        }
-        let bytes = fs::read(entry.path()).map_err(|source| SourceError::ReadFile {
-            path: entry.path().display().to_string(),
-            source,
-        })?;
-        files.files.insert(path_in_service, bytes);
+        has_autotuned
     }
-    Ok(has_autotuned)
 }
+
+const AUTOTUNED_DEFAULTS: &str = "autotuned_defaults";
 
 #[cfg(test)]
 mod tests {
@@ -232,6 +276,79 @@ mod tests {
         assert_eq!(
             all.services["real"].files.len(),
             5 + usize::from(cfg!(unix))
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_out_of_the_root_are_refused_not_skipped() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(outside.path().join("svc")).expect("mkdir");
+        fs::write(outside.path().join("secret.yaml"), "main: {}").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::create_dir_all(root.join("svc/autotuned_defaults")).expect("mkdir");
+        fs::create_dir_all(root.join("other")).expect("mkdir");
+        fs::write(root.join("svc/flink-c1.yaml"), "main: {}").expect("write");
+        symlink(
+            outside.path().join("secret.yaml"),
+            root.join("svc/flink-c2.yaml"),
+        )
+        .expect("ln");
+        symlink("../missing.yaml", root.join("svc/flink-c3.yaml")).expect("ln");
+        symlink(
+            outside.path(),
+            root.join("svc/autotuned_defaults/flink-c1.yaml"),
+        )
+        .expect("ln");
+        symlink(outside.path().join("svc"), root.join("escaped")).expect("ln");
+        symlink(root.join("nowhere"), root.join("dangling")).expect("ln");
+        // Inside the root, symlinks are followed; unread files are not checked.
+        symlink(
+            root.join("svc/flink-c1.yaml"),
+            root.join("other/flink-c1.yaml"),
+        )
+        .expect("ln");
+        symlink("/etc/passwd", root.join("other/NOTES")).expect("ln");
+        let selection = FileSelection {
+            file_prefixes: vec!["flink".into()],
+        };
+        let snapshot = read_dir(root, &selection).expect("snapshot");
+        let refused = |service: &str| -> Vec<(String, String)> {
+            let mut refused: Vec<(String, String)> = snapshot.services[service]
+                .refused
+                .iter()
+                .map(|r| (r.path.clone(), r.reason.clone()))
+                .collect();
+            refused.sort();
+            refused
+        };
+        let outside_root = "a symlink that resolves outside the soa-configs root".to_owned();
+        let svc = refused("svc");
+        assert_eq!(svc.len(), 3, "{svc:?}");
+        assert_eq!(
+            svc[0],
+            (
+                "autotuned_defaults/flink-c1.yaml".to_owned(),
+                outside_root.clone()
+            )
+        );
+        assert_eq!(svc[1], ("flink-c2.yaml".to_owned(), outside_root.clone()));
+        assert_eq!(svc[2].0, "flink-c3.yaml");
+        assert!(
+            svc[2].1.starts_with("a symlink that does not resolve"),
+            "{svc:?}"
+        );
+        let files: Vec<&String> = snapshot.services["svc"].files.keys().collect();
+        assert_eq!(files, ["flink-c1.yaml"], "refused targets are never read");
+        assert_eq!(refused("escaped"), [(String::new(), outside_root)]);
+        assert_eq!(refused("dangling").len(), 1);
+        assert_eq!(refused("other"), []);
+        assert!(
+            snapshot.services["other"]
+                .files
+                .contains_key("flink-c1.yaml")
         );
     }
 

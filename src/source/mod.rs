@@ -25,6 +25,38 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceFiles {
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Entries the source would not read. A service with any is unknown:
+    /// its instances may be missing from `files`, so none may be pruned.
+    pub refused: Vec<Refusal>,
+}
+
+/// An entry of a service folder that was not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The path inside the service folder; empty for the folder itself.
+    pub path: String,
+    pub reason: String,
+}
+
+impl ServiceFiles {
+    /// A service folder that could not be read at all.
+    #[must_use]
+    pub fn refused(reason: impl Into<String>) -> Self {
+        ServiceFiles {
+            files: BTreeMap::new(),
+            refused: vec![Refusal {
+                path: String::new(),
+                reason: reason.into(),
+            }],
+        }
+    }
+
+    fn refuse(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.refused.push(Refusal {
+            path: path.into(),
+            reason: reason.into(),
+        });
+    }
 }
 
 impl Snapshot {
@@ -99,12 +131,6 @@ fn cluster_of_stem<'n>(stem: &'n str, prefix: &str) -> Option<&'n str> {
 pub enum SourceError {
     #[error("failed to read the soa-configs directory {path}")]
     ReadDirectory {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("failed to read {path}")]
-    ReadFile {
         path: String,
         #[source]
         source: std::io::Error,
