@@ -138,3 +138,49 @@ fn the_configmap_holds_a_valid_configuration() {
     let settings = Settings::parse(config, "configmap").expect("valid configuration");
     assert!(settings.source.git.is_some());
 }
+
+/// The scheduled fuzz job runs every cargo-fuzz target, for a bounded time.
+#[test]
+fn the_fuzz_workflow_runs_every_fuzz_target_for_a_bounded_time() {
+    let manifest = read("fuzz/Cargo.toml");
+    let targets: Vec<&str> = manifest
+        .lines()
+        .filter_map(|line| line.strip_prefix("name = \""))
+        .filter_map(|rest| rest.strip_suffix('"'))
+        .filter(|name| *name != "flink-gitops-fuzz")
+        .collect();
+    assert_eq!(targets, ["yaml_loader", "python_json", "push_hook"]);
+    for target in &targets {
+        let source = format!("fuzz/fuzz_targets/{target}.rs");
+        assert!(read(&source).contains("fuzz_target!"), "{source}");
+    }
+    let workflow = read(".github/workflows/fuzz.yml");
+    let node = load(&workflow, &Limits::default())
+        .expect("valid YAML")
+        .expect("a document");
+    let json = flink_gitops::config::convert::to_value(&node, "")
+        .expect("plain data")
+        .to_json()
+        .expect("JSON");
+    assert!(json["on"]["schedule"][0]["cron"].is_string(), "{json}");
+    let matrix: Vec<&str> = json["jobs"]["fuzz"]["strategy"]["matrix"]["target"]
+        .as_array()
+        .expect("a target matrix")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert_eq!(matrix, targets);
+    let steps = json["jobs"]["fuzz"]["steps"].as_array().expect("steps");
+    assert!(
+        steps
+            .iter()
+            .any(|step| step["run"].as_str().is_some_and(
+                |run| run.starts_with("cargo fuzz run ") && run.contains("-max_total_time=")
+            )),
+        "{json}"
+    );
+    assert!(
+        !read(".ci/run").contains("cargo fuzz"),
+        "not part of .ci/run"
+    );
+}
