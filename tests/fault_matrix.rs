@@ -1,0 +1,1541 @@
+//! The fault matrix (issue 8, point 4): one test per row, each injecting the
+//! fault into the real binary (`apply`, or the `run` daemon) against the fake
+//! API server and asserting that nothing is lost: live objects of whatever
+//! could not be read are neither pruned nor touched, the rest is reconciled,
+//! and the fault is reported.
+
+mod support;
+
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::fake_apiserver::{
+    FLINK_NAMESPACE, FLINK_PLURAL, FakeApiServer, Fault, JOB_PLURAL, job_complete, job_running,
+};
+use support::scenario::{
+    ALPHA, BETA, Env, Run, SHA_A, SHA_B, WITHOUT_CANARY, deployments, path_str, summary_count,
+};
+
+// ---------------------------------------------------------------------------
+// Shared helpers
+// ---------------------------------------------------------------------------
+
+const PRUNE_MANAGER: &str = "flink-gitops-prune";
+const REQUESTED_AT: &str = "flink-gitops/prune-requested-at";
+
+/// [`Env::new`] (`alpha` with main and canary, `beta_svc`) and three more
+/// services with one instance each: five services, six instances.
+fn five_services() -> Env {
+    let env = Env::new();
+    for service in ["gamma", "delta", "epsilon"] {
+        env.write(
+            &format!("soa/{service}/flink-c1.yaml"),
+            "main: {job_type: stateless, parallelism: 1}\n",
+        );
+        env.write(
+            &format!("soa/{service}/deployments.json"),
+            &deployments(service, &[("main", "c1.main", SHA_B)]),
+        );
+    }
+    env
+}
+
+fn object(server: &FakeApiServer, name: &str) -> Option<Json> {
+    server.object(FLINK_PLURAL, FLINK_NAMESPACE, name)
+}
+
+fn names(server: &FakeApiServer) -> Vec<String> {
+    let mut names: Vec<String> = server
+        .objects(FLINK_PLURAL, FLINK_NAMESPACE)
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+fn resource_version(server: &FakeApiServer, name: &str) -> String {
+    object(server, name).unwrap_or_else(|| panic!("{name} is gone"))["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn annotations(server: &FakeApiServer, name: &str) -> Json {
+    object(server, name).unwrap_or_else(|| panic!("{name} is gone"))["metadata"]["annotations"]
+        .clone()
+}
+
+/// Every write (not a dry run, not an Event) whose path names `name`.
+fn writes_to(server: &FakeApiServer, name: &str) -> Vec<String> {
+    server
+        .writes()
+        .into_iter()
+        .filter(|r| r.path.contains(name))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+fn deletes(server: &FakeApiServer) -> Vec<String> {
+    server
+        .writes()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path)
+        .collect()
+}
+
+fn job_creates(server: &FakeApiServer) -> usize {
+    server
+        .writes()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/jobs"))
+        .count()
+}
+
+fn signals(server: &FakeApiServer) -> usize {
+    server
+        .writes()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.field_manager() == Some(PRUNE_MANAGER))
+        .count()
+}
+
+fn jobs(server: &FakeApiServer) -> Vec<String> {
+    server
+        .objects(JOB_PLURAL, FLINK_NAMESPACE)
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// PATCH attempts per object name, dry runs excluded, faulted ones included.
+fn patch_attempts(server: &FakeApiServer, name: &str) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && !r.is_dry_run())
+        .filter(|r| r.path.rsplit('/').next() == Some(name))
+        .count()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The daemon tests run real processes with timing (debounce, intervals):
+/// one at a time, so a loaded 2-core machine does not starve them.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A git repository of soa-configs in a tempdir, changed with the git CLI.
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    /// `alpha` (main, canary) and `beta_svc` (main), committed.
+    fn new() -> Self {
+        let repo = Repo {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        repo.git(&["init", "-q", "-b", "master"]);
+        repo.write("alpha/flink-c1.yaml", ALPHA);
+        repo.write(
+            "alpha/deployments.json",
+            &deployments(
+                "alpha",
+                &[("main", "c1.main", SHA_A), ("canary", "prod.canary", SHA_A)],
+            ),
+        );
+        repo.write("beta_svc/flink-c1.yaml", BETA);
+        repo.write(
+            "beta_svc/deployments.json",
+            &deployments("beta_svc", &[("main", "c1.main", SHA_B)]),
+        );
+        repo.commit("initial soa-configs");
+        repo
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.path().display())
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args(["-c", "user.name=dev", "-c", "user.email=dev@example.com"])
+            .args(args)
+            .current_dir(self.path())
+            .output()
+            .expect("git");
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    fn write(&self, relative: &str, text: &str) {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+        self.head()
+    }
+
+    fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    fn source(&self, cache: &Path, poll: &str, extra: &str) -> String {
+        format!(
+            "source: {{git: {{url: '{}', branch: master, cache_dir: '{}'{extra}}}, poll_interval: {poll}}}",
+            self.url(),
+            cache.display()
+        )
+    }
+}
+
+/// A `flink-gitops run` process (leader election off: it always writes),
+/// its stderr collected as it goes.
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(server: &FakeApiServer, source: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = server.write_kubeconfig(dir.path());
+        let port = free_port();
+        let config = format!(
+            "cluster: c1\ndocker_registry: registry.example:443\n{source}\n\
+             server: {{listen: '127.0.0.1:{port}'}}\nleader_election: {{enabled: false}}\n{extra}\n"
+        );
+        let config_path = dir.path().join("flink-gitops.yaml");
+        std::fs::write(&config_path, config).expect("config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
+            .args(["run", "--config", path_str(&config_path)])
+            .args(["--kubeconfig", path_str(&kubeconfig)])
+            .env("RUST_LOG", "flink_gitops=info")
+            .env("NO_COLOR", "1")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Daemon {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        http(self.port, "GET", path, &[], b"")
+    }
+
+    fn post_hook(&self, headers: &[(&str, String)], body: &[u8]) -> Option<u16> {
+        http(self.port, "POST", "/hooks/push", headers, body).map(|(code, _)| code)
+    }
+
+    fn status(&self) -> Json {
+        self.get("/status")
+            .and_then(|(_, body)| serde_json::from_str(&body).ok())
+            .unwrap_or(Json::Null)
+    }
+
+    /// One scrape of `/metrics` (empty when unreachable).
+    fn metrics(&self) -> String {
+        self.get("/metrics")
+            .map(|(_, text)| text)
+            .unwrap_or_default()
+    }
+
+    /// [`sample`] from a fresh scrape.
+    fn metric(&self, name: &str, labels: &str) -> f64 {
+        sample(&self.metrics(), name, labels)
+    }
+
+    fn cycles(&self) -> f64 {
+        self.metric("flink_gitops_reconcile_duration_seconds_count", "")
+    }
+
+    fn wait_ready(&self) {
+        wait_for("/readyz", PATIENCE, || {
+            self.get("/readyz").is_some_and(|(code, _)| code == 200)
+        });
+    }
+
+    /// Waits until `n` more reconcile cycles than `after` have finished.
+    fn wait_cycles(&self, after: f64, n: f64) {
+        wait_for(&format!("{n} more reconcile cycles"), PATIENCE, || {
+            self.cycles() >= after + n
+        });
+    }
+
+    fn instance_action(&self, subject: &str) -> Option<String> {
+        self.status()["instances"]
+            .as_array()?
+            .iter()
+            .find(|i| i["subject"] == subject)
+            .and_then(|i| i["action"].as_str().map(str::to_owned))
+    }
+}
+
+/// The sum of the samples of metric `name` whose label text contains
+/// `labels` (every sample of it when empty).
+fn sample(metrics: &str, name: &str, labels: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.split([' ', '{']).next() == Some(name) && (labels.is_empty() || l.contains(labels))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client for loopback tests.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    // A server may answer (413) before reading a large body, then close.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// The Flink kind, Jobs, `paasta-flinks`, and Events (so that the
+/// daemon's Events are recorded rather than logged as failures).
+fn server() -> FakeApiServer {
+    let server = FakeApiServer::with_flinks();
+    server.register_events();
+    server
+}
+
+/// A live object of service `alpha`, instance `old`, on cluster c1, as an
+/// earlier revision would have left it: an orphan for any plan.
+fn insert_orphan(server: &FakeApiServer) {
+    server.insert_as(
+        "flink-gitops",
+        json!({"apiVersion": "yelp.com/v1alpha1", "kind": "Flink",
+               "metadata": {"name": "alpha-old", "namespace": FLINK_NAMESPACE,
+                            "labels": {"paasta.yelp.com/service": "alpha",
+                                       "paasta.yelp.com/instance": "old",
+                                       "paasta.yelp.com/cluster": "c1",
+                                       "paasta.yelp.com/config_sha": "configdeadbeef"}},
+               "spec": {"job_type": "stateless"}}),
+    );
+}
+
+/// `resourceVersion` of every Flink object, by name.
+fn all_versions(server: &FakeApiServer) -> BTreeMap<String, String> {
+    names(server)
+        .into_iter()
+        .map(|name| {
+            let version = resource_version(server, &name);
+            (name, version)
+        })
+        .collect()
+}
+
+fn assert_untouched(server: &FakeApiServer, name: &str, version: &str) {
+    assert_eq!(
+        resource_version(server, name),
+        version,
+        "{name} was written: {:?}",
+        writes_to(server, name)
+    );
+    assert!(
+        annotations(server, name).get(REQUESTED_AT).is_none(),
+        "{name} was signalled"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Row 1: invalid YAML in 2 of 5 services
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fault_invalid_yaml_in_two_of_five_services() {
+    let env = five_services();
+    env.apply();
+    let before: BTreeMap<String, String> = ["beta--svc-main", "delta-main"]
+        .iter()
+        .map(|name| ((*name).to_owned(), resource_version(&env.server, name)))
+        .collect();
+    // Every service changes in git; two of them no longer parse.
+    env.write(
+        "soa/alpha/flink-c1.yaml",
+        &ALPHA.replace("instances: 2", "instances: 3"),
+    );
+    env.write(
+        "soa/gamma/flink-c1.yaml",
+        "main: {job_type: stateless, parallelism: 3}\n",
+    );
+    env.write(
+        "soa/epsilon/flink-c1.yaml",
+        "main: {job_type: stateless, parallelism: 3}\n",
+    );
+    env.write(
+        "soa/beta_svc/flink-c1.yaml",
+        "main:\n  job_type: stateless\n  parallelism: [3, 4\n",
+    );
+    env.write(
+        "soa/delta/flink-c1.yaml",
+        "main:\n  job_type: stateless\n   parallelism: 3\n",
+    );
+    env.server.clear_requests();
+    // The guard is lifted: only the unknown-service rule protects them.
+    let run = env.run("apply", &["--prune", "--allow-mass-prune"]);
+    // Exit 1: a service failed, everything else was done.
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    // Each broken file is named with its line and column.
+    for (file, position, service) in [
+        ("soa/beta_svc/flink-c1.yaml", ":4:1: ", "beta_svc"),
+        ("soa/delta/flink-c1.yaml", ":3:15: ", "delta"),
+    ] {
+        let expected = format!(
+            "{}{position}{service}: invalid YAML",
+            path_str(&env.path(file))
+        );
+        assert!(
+            run.stderr.contains(&expected),
+            "no `{expected}` in:\n{}",
+            run.stderr
+        );
+    }
+    // The three good services are applied.
+    assert_eq!(summary_count(&run.stdout, "updated"), 4, "{}", run.stdout);
+    assert_eq!(summary_count(&run.stdout, "failed"), 2, "{}", run.stdout);
+    assert_eq!(summary_count(&run.stdout, "orphaned"), 0, "{}", run.stdout);
+    assert_eq!(
+        env.live("alpha-main")["spec"]["taskmanager"]["instances"],
+        json!(3)
+    );
+    assert_eq!(
+        env.live("alpha-canary")["spec"]["taskmanager"]["instances"],
+        json!(3)
+    );
+    assert_eq!(env.live("gamma-main")["spec"]["parallelism"], json!(3));
+    assert_eq!(env.live("epsilon-main")["spec"]["parallelism"], json!(3));
+    // The broken services' objects: not pruned, not signalled, not written.
+    for (name, version) in &before {
+        assert_untouched(&env.server, name, version);
+        assert!(writes_to(&env.server, name).is_empty(), "{name}");
+    }
+    assert!(deletes(&env.server).is_empty());
+    assert!(jobs(&env.server).is_empty());
+    assert_eq!(names(&env.server).len(), 6);
+}
+
+// ---------------------------------------------------------------------------
+// Row 2: a file truncated mid-write in the watched directory
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fault_file_truncated_mid_write_in_the_directory_source() {
+    let _serial = serial();
+    let server = server();
+    let soa = tempfile::tempdir().expect("soa");
+    let write = |relative: &str, text: &str| {
+        let path: PathBuf = soa.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write("alpha/flink-c1.yaml", ALPHA);
+    write(
+        "alpha/deployments.json",
+        &deployments(
+            "alpha",
+            &[("main", "c1.main", SHA_A), ("canary", "prod.canary", SHA_A)],
+        ),
+    );
+    write("beta_svc/flink-c1.yaml", BETA);
+    write(
+        "beta_svc/deployments.json",
+        &deployments("beta_svc", &[("main", "c1.main", SHA_B)]),
+    );
+    write("gamma/flink-c1.yaml", "main: {job_type: stateless}\n");
+    let gamma_deployments = deployments("gamma", &[("main", "c1.main", SHA_B)]);
+    write("gamma/deployments.json", &gamma_deployments);
+    let daemon = Daemon::start(
+        &server,
+        &format!(
+            "source: {{dir: '{}', poll_interval: 1h, debounce: 300ms}}",
+            soa.path().display()
+        ),
+        "",
+    );
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || names(&server).len() == 4);
+    let versions: BTreeMap<&str, String> = ["alpha-main", "alpha-canary", "gamma-main"]
+        .into_iter()
+        .map(|name| (name, resource_version(&server, name)))
+        .collect();
+
+    // beta_svc changes; at the same moment two files are caught half-written:
+    // alpha's instance file inside a flow mapping and a quoted string (its
+    // prefix alone would parse as `main` only, so a reader that trusted it
+    // would prune `canary`), and gamma's deployments.json inside a string.
+    write(
+        "beta_svc/flink-c1.yaml",
+        "main: {job_type: stateless, parallelism: 5}\n",
+    );
+    write(
+        "alpha/flink-c1.yaml",
+        &format!("{WITHOUT_CANARY}canary: {{<<: *base, deploy_group: \"prod.can"),
+    );
+    write(
+        "gamma/deployments.json",
+        &gamma_deployments[..gamma_deployments.len() / 2],
+    );
+    wait_for("beta_svc reconciled", PATIENCE, || {
+        object(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(5))
+    });
+    // Whichever cycles the watcher's events fall into, each instance of the
+    // broken files is reported blocked (the status lists a cycle's services).
+    let mut blocked = std::collections::BTreeSet::new();
+    wait_for("alpha and gamma reported blocked", PATIENCE, || {
+        for name in ["alpha-main", "alpha-canary", "gamma-main"] {
+            let subject = format!("Flink/paasta-flinks/{name}");
+            if daemon.instance_action(&subject).as_deref() == Some("blocked") {
+                blocked.insert(name);
+            }
+        }
+        blocked.len() == 3
+    });
+    for (name, version) in &versions {
+        assert_untouched(&server, name, version);
+    }
+    assert!(jobs(&server).is_empty());
+    assert!(deletes(&server).is_empty());
+
+    // The write completes: the next event reconciles both services.
+    write(
+        "alpha/flink-c1.yaml",
+        &ALPHA.replace("instances: 2", "instances: 4"),
+    );
+    write("gamma/deployments.json", &gamma_deployments);
+    wait_for("alpha reconciled once whole", PATIENCE, || {
+        ["alpha-main", "alpha-canary"].iter().all(|name| {
+            object(&server, name).is_some_and(|o| o["spec"]["taskmanager"]["instances"] == json!(4))
+        })
+    });
+    assert_eq!(
+        resource_version(&server, "gamma-main"),
+        versions["gamma-main"]
+    );
+    assert!(jobs(&server).is_empty());
+    assert!(deletes(&server).is_empty());
+    assert_eq!(names(&server).len(), 4);
+}
+
+// ---------------------------------------------------------------------------
+// Row 3: git fetch failure after a good revision
+// ---------------------------------------------------------------------------
+
+/// Starts the daemon on `repo`, waits for its first apply, breaks the remote
+/// (its path disappears: a removed mount, a moved repository), waits for two
+/// cycles with an orphan present, and checks that nothing was lost. Returns
+/// the daemon and where the remote was moved to.
+fn with_a_broken_remote(
+    server: &FakeApiServer,
+    repo: &Repo,
+    cache: &Path,
+) -> (Daemon, PathBuf, BTreeMap<String, String>) {
+    let good = repo.head();
+    let daemon = Daemon::start(server, &repo.source(cache, "300ms", ""), "");
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || names(server).len() == 3);
+    let versions = all_versions(server);
+
+    let moved = repo.path().with_extension("moved");
+    std::fs::rename(repo.path(), &moved).expect("remove the remote");
+    wait_for("the source reported unhealthy", PATIENCE, || {
+        daemon.status()["source"]["healthy"] == json!(false)
+    });
+    let status = daemon.status();
+    let error = status["source"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("failed to fetch branch master"), "{status}");
+    assert_eq!(status["revision"], json!(good), "the last good revision");
+    assert!(daemon.metric("flink_gitops_errors_total", "category=\"source\"") >= 1.0);
+    assert_eq!(daemon.get("/readyz").map(|(c, _)| c), Some(200));
+
+    // An orphan appears while the source is broken: cycles go on with the
+    // last good snapshot and see it, but prune nothing.
+    insert_orphan(server);
+    let cycles = daemon.cycles();
+    daemon.wait_cycles(cycles, 2.0);
+    assert_eq!(
+        daemon.metric("flink_gitops_objects", "action=\"orphaned\""),
+        1.0
+    );
+    assert_eq!(daemon.status()["source"]["healthy"], json!(false));
+    assert!(annotations(server, "alpha-old").get(REQUESTED_AT).is_none());
+    for (name, version) in &versions {
+        assert_untouched(server, name, version);
+    }
+    assert!(jobs(server).is_empty());
+    assert!(deletes(server).is_empty());
+    (daemon, moved, versions)
+}
+
+#[test]
+fn fault_git_fetch_failure_keeps_the_last_good_revision() {
+    let _serial = serial();
+    let server = server();
+    let repo = Repo::new();
+    let cache = tempfile::tempdir().expect("cache");
+    let (daemon, moved, versions) = with_a_broken_remote(&server, &repo, cache.path());
+
+    // The remote is back with a new commit: the source is healthy, beta's
+    // change is applied, and only now is the orphan signalled (the control:
+    // a healthy source does prune it).
+    std::fs::rename(&moved, repo.path()).expect("restore the remote");
+    repo.write(
+        "beta_svc/flink-c1.yaml",
+        "main: {job_type: stateless, parallelism: 8}\n",
+    );
+    let fixed = repo.commit("beta: eight");
+    wait_for("the orphan signalled", PATIENCE, || {
+        annotations(&server, "alpha-old")
+            .get(REQUESTED_AT)
+            .is_some()
+    });
+    // The status is published when the cycle ends, just after its writes.
+    wait_for("the status names the new commit", PATIENCE, || {
+        daemon.status()["revision"] == json!(fixed)
+    });
+    assert_eq!(daemon.status()["source"]["healthy"], json!(true));
+    assert_eq!(
+        object(&server, "beta--svc-main").expect("beta")["spec"]["parallelism"],
+        json!(8)
+    );
+    assert!(deletes(&server).is_empty(), "the Job has not completed");
+    for name in ["alpha-main", "alpha-canary"] {
+        assert_untouched(&server, name, &versions[name]);
+    }
+}
+
+#[test]
+#[ignore = "bug: src/daemon/run.rs clears source_error only when a fetch brings a new commit; \
+            a remote that comes back unchanged stays reported unhealthy and prunes stay off"]
+fn fault_git_fetch_recovery_without_a_new_commit_reports_the_source_healthy() {
+    let _serial = serial();
+    let server = server();
+    let repo = Repo::new();
+    let cache = tempfile::tempdir().expect("cache");
+    let (daemon, moved, _) = with_a_broken_remote(&server, &repo, cache.path());
+
+    // The same remote comes back, the branch where it was.
+    std::fs::rename(&moved, repo.path()).expect("restore the remote");
+    wait_for("the source healthy again", PATIENCE, || {
+        daemon.status()["source"]["healthy"] == json!(true)
+    });
+    assert_eq!(daemon.status()["source"]["error"], Json::Null);
+    wait_for("the orphan signalled", PATIENCE, || {
+        annotations(&server, "alpha-old")
+            .get(REQUESTED_AT)
+            .is_some()
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Row 4: force-push to an unrelated history
+// ---------------------------------------------------------------------------
+
+/// Replaces `master` with a root commit (no parent: an unrelated history)
+/// in which `alpha.canary` is removed and `beta_svc` changed.
+fn force_push_unrelated_history(repo: &Repo) -> String {
+    repo.git(&["checkout", "-q", "--orphan", "rewritten"]);
+    repo.write("alpha/flink-c1.yaml", WITHOUT_CANARY);
+    repo.write(
+        "beta_svc/flink-c1.yaml",
+        "main: {job_type: stateless, parallelism: 6}\n",
+    );
+    let head = repo.commit("rewritten history");
+    repo.git(&["branch", "-M", "rewritten", "master"]);
+    head
+}
+
+#[test]
+fn fault_force_push_to_an_unrelated_history_is_refused() {
+    let _serial = serial();
+    let server = server();
+    let repo = Repo::new();
+    let good = repo.head();
+    let cache = tempfile::tempdir().expect("cache");
+    let daemon = Daemon::start(&server, &repo.source(cache.path(), "300ms", ""), "");
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
+    let versions = all_versions(&server);
+
+    let rewritten = force_push_unrelated_history(&repo);
+    wait_for("the force-push refused", PATIENCE, || {
+        daemon.status()["source"]["healthy"] == json!(false)
+    });
+    let cycles = daemon.cycles();
+    daemon.wait_cycles(cycles, 2.0);
+    let status = daemon.status();
+    let error = status["source"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("force-push"), "{status}");
+    assert!(error.contains(&rewritten), "{status}");
+    assert!(error.contains(&good), "{status}");
+    assert_eq!(status["revision"], json!(good), "the last good revision");
+    assert!(daemon.log().contains("accept_force_push"));
+    // Neither the removal of canary nor beta's change is taken from it.
+    for (name, version) in &versions {
+        assert_untouched(&server, name, version);
+    }
+    assert!(jobs(&server).is_empty());
+    assert!(deletes(&server).is_empty());
+}
+
+#[test]
+fn fault_force_push_accepted_by_configuration_follows_the_prune_rules() {
+    let _serial = serial();
+    let server = server();
+    let repo = Repo::new();
+    let cache = tempfile::tempdir().expect("cache");
+    let daemon = Daemon::start(
+        &server,
+        &repo.source(cache.path(), "300ms", ", accept_force_push: true"),
+        "",
+    );
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
+    let main_version = resource_version(&server, "alpha-main");
+
+    let rewritten = force_push_unrelated_history(&repo);
+    wait_for("the rewritten history applied", PATIENCE, || {
+        object(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(6))
+    });
+    wait_for("canary signalled", PATIENCE, || {
+        annotations(&server, "alpha-canary")
+            .get(REQUESTED_AT)
+            .is_some()
+    });
+    // The status is published when the cycle ends, just after its writes.
+    wait_for("the status names the rewritten head", PATIENCE, || {
+        daemon.status()["revision"] == json!(rewritten)
+    });
+    assert_eq!(daemon.status()["source"]["healthy"], json!(true));
+    // One orphan of three is within the guard: the protocol starts (stop
+    // signal and shutdown Job), and nothing is deleted before the Job
+    // completes.
+    assert_eq!(jobs(&server), ["alpha-canary-shutdown"]);
+    assert!(deletes(&server).is_empty());
+    assert_eq!(names(&server).len(), 3);
+    assert_untouched(&server, "alpha-main", &main_version);
+}
+
+// ---------------------------------------------------------------------------
+// Row 5: an empty tree
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fault_empty_tree_prunes_nothing() {
+    let env = Env::new();
+    env.apply();
+    let versions = all_versions(&env.server);
+    // No service folder at all: even with the guard lifted, nothing goes.
+    std::fs::remove_dir_all(env.path("soa/alpha")).expect("rm");
+    std::fs::remove_dir_all(env.path("soa/beta_svc")).expect("rm");
+    env.server.clear_requests();
+    let run = env.run("apply", &["--prune", "--allow-mass-prune"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        env.server.writes().is_empty(),
+        "{}\n{:?}",
+        run.stdout,
+        env.server.writes()
+    );
+    assert_eq!(all_versions(&env.server), versions);
+
+    // Service folders whose files are all gone: their instances are
+    // removed, which the mass-prune guard holds and reports.
+    std::fs::create_dir_all(env.path("soa/alpha")).expect("mkdir");
+    std::fs::create_dir_all(env.path("soa/beta_svc")).expect("mkdir");
+    let run = env.run("apply", &["--prune"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("MassPruneBlocked: 3 new prunes exceed the guard"),
+        "{}",
+        run.stdout
+    );
+    assert!(env.server.writes().is_empty(), "{:?}", env.server.writes());
+    assert_eq!(all_versions(&env.server), versions);
+}
+
+#[test]
+#[ignore = "bug: the empty-tree guard holds silently: `apply --prune` exits 0 with \
+            `3 orphaned (not pruned)` and no reason; the daemon's /status shows no prune and a healthy source"]
+fn fault_empty_tree_refusal_is_reported() {
+    let env = Env::new();
+    env.apply();
+    std::fs::remove_dir_all(env.path("soa/alpha")).expect("rm");
+    std::fs::remove_dir_all(env.path("soa/beta_svc")).expect("rm");
+    let run = env.run("apply", &["--prune", "--allow-mass-prune"]);
+    assert!(env.server.writes().iter().all(|r| r.method != "DELETE"));
+    let output = format!("{}{}", run.stdout, run.stderr).to_lowercase();
+    assert!(
+        output.contains("empty"),
+        "the refusal to prune from an empty tree is not explained:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+#[test]
+fn fault_empty_git_tree_prunes_nothing() {
+    let _serial = serial();
+    let server = server();
+    let repo = Repo::new();
+    let cache = tempfile::tempdir().expect("cache");
+    let daemon = Daemon::start(&server, &repo.source(cache.path(), "300ms", ""), "");
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
+    let versions = all_versions(&server);
+    let initial = repo.head();
+
+    repo.git(&["rm", "-rq", "."]);
+    let empty = repo.commit("remove everything");
+    wait_for("the empty tree fetched", PATIENCE, || {
+        daemon.status()["revision"] == json!(empty)
+    });
+    let cycles = daemon.cycles();
+    daemon.wait_cycles(cycles, 2.0);
+    // Every object is seen without an instance, and none is pruned.
+    assert_eq!(
+        daemon.metric("flink_gitops_objects", "action=\"orphaned\""),
+        3.0
+    );
+    assert_eq!(daemon.status()["prunes"], json!([]));
+    assert_eq!(all_versions(&server), versions);
+    assert!(jobs(&server).is_empty());
+    assert!(deletes(&server).is_empty());
+
+    // The tree comes back: nothing to do, nothing was lost.
+    repo.git(&["checkout", "-q", &initial, "--", "."]);
+    let restored = repo.commit("restore everything");
+    wait_for("the restored tree fetched", PATIENCE, || {
+        daemon.status()["revision"] == json!(restored)
+    });
+    let cycles = daemon.cycles();
+    daemon.wait_cycles(cycles, 1.0);
+    assert_eq!(
+        daemon.metric("flink_gitops_objects", "action=\"unchanged\""),
+        3.0
+    );
+    assert_eq!(all_versions(&server), versions);
+}
+
+// ---------------------------------------------------------------------------
+// Row 6: API 429 / 500 / dropped connections / 409 on some objects
+// ---------------------------------------------------------------------------
+
+/// A loopback proxy in front of the fake API server that answers each
+/// request on its own upstream connection, and drops the connection
+/// without an answer for the first `times` requests whose request line
+/// contains every one of `needles`: what a request timing out or a reset
+/// looks like to the client (its 30 s read timeout is not waited for).
+struct DropProxy {
+    addr: SocketAddr,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl DropProxy {
+    fn start(upstream: SocketAddr, needles: &'static [&'static str], times: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let counter = dropped.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let _ = Self::serve(client, upstream, needles, times, &counter);
+                });
+            }
+        });
+        DropProxy { addr, dropped }
+    }
+
+    fn serve(
+        mut client: TcpStream,
+        upstream: SocketAddr,
+        needles: &[&str],
+        times: usize,
+        dropped: &AtomicUsize,
+    ) -> std::io::Result<()> {
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let head_end = loop {
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buffer.len() < head_end + 4 + length {
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        let request_line = head.lines().next().unwrap_or_default();
+        if needles.iter().all(|n| request_line.contains(n))
+            && dropped
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| {
+                    (d < times).then_some(d + 1)
+                })
+                .is_ok()
+        {
+            return client.shutdown(std::net::Shutdown::Both);
+        }
+        // One request per connection: the answer carries `connection: close`.
+        let mut forwarded: String = head
+            .lines()
+            .filter(|l| {
+                !l.split(':')
+                    .next()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("connection"))
+            })
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        forwarded.push_str("Connection: close\r\n\r\n");
+        let mut server = TcpStream::connect(upstream)?;
+        server.write_all(forwarded.as_bytes())?;
+        server.write_all(&buffer[head_end + 4..])?;
+        let mut response = Vec::new();
+        server.read_to_end(&mut response)?;
+        client.write_all(&response)?;
+        client.shutdown(std::net::Shutdown::Both)
+    }
+}
+
+#[test]
+fn fault_api_errors_are_retried_and_reported_and_nothing_is_deleted() {
+    let env = five_services();
+    env.apply();
+    let versions = all_versions(&env.server);
+    // Every instance changes in git.
+    env.write(
+        "soa/alpha/flink-c1.yaml",
+        &ALPHA.replace("instances: 2", "instances: 3"),
+    );
+    for service in ["beta_svc", "gamma", "delta", "epsilon"] {
+        env.write(
+            &format!("soa/{service}/flink-c1.yaml"),
+            "main: {job_type: stateless, parallelism: 3}\n",
+        );
+    }
+    // An object only the cluster has, so that `--prune` has work to do.
+    insert_orphan(&env.server);
+    env.server.clear_requests();
+
+    // Transient: the LIST once, alpha-main throttled (Retry-After), alpha-canary
+    // two 500s, beta's connection dropped twice. Lasting: gamma a 409 (not
+    // retried), delta 503 on every attempt.
+    env.server
+        .inject(Fault::status(500).method("GET").path("/flinks").times(1));
+    env.server.inject(
+        Fault::status(429)
+            .method("PATCH")
+            .path("/alpha-main")
+            .retry_after(1)
+            .times(1),
+    );
+    env.server.inject(
+        Fault::status(500)
+            .method("PATCH")
+            .path("/alpha-canary")
+            .times(2),
+    );
+    env.server.inject(
+        Fault::status(409)
+            .method("PATCH")
+            .path("/gamma-main")
+            .times(1),
+    );
+    env.server.inject(
+        Fault::status(503)
+            .method("PATCH")
+            .path("/delta-main")
+            .times(100),
+    );
+    let proxy = DropProxy::start(env.server.addr(), &["PATCH", "/beta--svc-main"], 2);
+    let kubeconfig = env.path("proxy-kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        env.server
+            .kubeconfig_yaml()
+            .replace(&env.server.url(), &format!("http://{}", proxy.addr)),
+    )
+    .expect("kubeconfig");
+
+    let run = apply_with(&env, &kubeconfig, &["--prune"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    // Retried and applied.
+    assert_eq!(proxy.dropped.load(Ordering::SeqCst), 2);
+    assert_eq!(patch_attempts(&env.server, "alpha-main"), 2);
+    assert_eq!(patch_attempts(&env.server, "alpha-canary"), 3);
+    assert_eq!(
+        patch_attempts(&env.server, "beta--svc-main"),
+        1,
+        "after two drops"
+    );
+    for name in ["alpha-main", "alpha-canary"] {
+        assert_eq!(
+            env.live(name)["spec"]["taskmanager"]["instances"],
+            json!(3),
+            "{name}"
+        );
+    }
+    for name in ["beta--svc-main", "epsilon-main"] {
+        assert_eq!(env.live(name)["spec"]["parallelism"], json!(3), "{name}");
+    }
+    // A conflict is not retried; a lasting 5xx gives up after retry_attempts.
+    assert_eq!(patch_attempts(&env.server, "gamma-main"), 1);
+    assert_eq!(patch_attempts(&env.server, "delta-main"), 3);
+    assert_eq!(summary_count(&run.stdout, "updated"), 4, "{}", run.stdout);
+    assert_eq!(summary_count(&run.stdout, "failed"), 2, "{}", run.stdout);
+    for (subject, code) in [
+        ("Flink/paasta-flinks/gamma-main", "409"),
+        ("Flink/paasta-flinks/delta-main", "503"),
+    ] {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with("error: ") && l.contains(subject) && l.contains(code)),
+            "{subject} {code} not reported:\n{}",
+            run.stderr
+        );
+    }
+    for name in ["gamma-main", "delta-main"] {
+        assert_eq!(
+            resource_version(&env.server, name),
+            versions[name],
+            "{name}"
+        );
+    }
+    // Nothing is deleted; the one orphan gets its stop signal only.
+    assert!(deletes(&env.server).is_empty());
+    assert_eq!(names(&env.server).len(), 7);
+    assert!(
+        annotations(&env.server, "alpha-old")
+            .get(REQUESTED_AT)
+            .is_some()
+    );
+
+    // The next run, without faults, converges.
+    env.server.clear_faults();
+    env.server.clear_requests();
+    let run = env.run("apply", &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let mut patched = env.patches();
+    patched.sort();
+    assert_eq!(patched, ["delta-main", "gamma-main"]);
+    assert!(deletes(&env.server).is_empty());
+}
+
+/// `apply --soa-dir <env>/soa` with another kubeconfig.
+fn apply_with(env: &Env, kubeconfig: &Path, extra: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
+        .args(["apply", "--soa-dir", path_str(&env.path("soa"))])
+        .args(["--config", path_str(&env.path("flink-gitops.yaml"))])
+        .args(["--kubeconfig", path_str(kubeconfig)])
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run flink-gitops");
+    Run {
+        code: output.status.code().expect("exit code"),
+        stdout: String::from_utf8(output.stdout).expect("utf-8"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Row 7: the reconciler killed between the stop signal and the delete
+// ---------------------------------------------------------------------------
+
+/// Starts `apply --prune` on `env`, waits until the fake API server has
+/// received a request with `method` whose path contains `path_contains`, then kills the
+/// process (SIGKILL) while that request is held by a delay fault.
+fn kill_during(env: &Env, method: &str, path_contains: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
+        .args(["apply", "--prune", "--soa-dir", path_str(&env.path("soa"))])
+        .args(["--config", path_str(&env.path("flink-gitops.yaml"))])
+        .args(["--kubeconfig", path_str(&env.kubeconfig)])
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start apply");
+    wait_for(&format!("{method} {path_contains}"), PATIENCE, || {
+        env.server.count(method, path_contains) > 0
+    });
+    child.kill().expect("kill");
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "killed");
+}
+
+fn requested_at(env: &Env) -> Option<String> {
+    annotations(&env.server, "alpha-canary")
+        .get(REQUESTED_AT)
+        .and_then(Json::as_str)
+        .map(str::to_owned)
+}
+
+#[test]
+fn fault_killed_between_stop_signal_and_delete_resumes_the_prune() {
+    let env = Env::new();
+    env.apply();
+    env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
+    env.server.clear_requests();
+
+    // Killed right after the stop signal, while the Job is being created
+    // (the create is held, then fails: the Job never exists).
+    env.server.inject(
+        Fault::status(503)
+            .method("POST")
+            .path("/jobs")
+            .with_delay(Duration::from_secs(20)),
+    );
+    kill_during(&env, "POST", "/jobs");
+    assert_eq!(signals(&env.server), 1);
+    let signalled_at = requested_at(&env).expect("the stop signal was written");
+    assert_eq!(
+        annotations(&env.server, "alpha-canary")["paasta.yelp.com/desired_state"],
+        "stop"
+    );
+    assert!(jobs(&env.server).is_empty());
+    assert!(deletes(&env.server).is_empty());
+
+    // The next run creates the Job, without a second stop signal.
+    env.server.clear_requests();
+    let run = env.run("apply", &["--prune"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(signals(&env.server), 0, "no second stop signal");
+    assert_eq!(job_creates(&env.server), 1);
+    assert_eq!(jobs(&env.server), ["alpha-canary-shutdown"]);
+    assert_eq!(requested_at(&env), Some(signalled_at.clone()));
+    assert!(deletes(&env.server).is_empty());
+
+    // Runs while the Job runs: no write at all.
+    env.server
+        .set_job_status(FLINK_NAMESPACE, "alpha-canary-shutdown", job_running());
+    env.server.clear_requests();
+    let run = env.run("apply", &["--prune"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("waiting"), "{}", run.stdout);
+    assert!(env.server.writes().is_empty(), "{:?}", env.server.writes());
+
+    // The Job completes; killed during the DELETE (held, then failed).
+    env.server
+        .set_job_status(FLINK_NAMESPACE, "alpha-canary-shutdown", job_complete());
+    env.server.clear_requests();
+    env.server.inject(
+        Fault::status(503)
+            .method("DELETE")
+            .path("/flinks/alpha-canary")
+            .with_delay(Duration::from_secs(20)),
+    );
+    kill_during(&env, "DELETE", "/flinks/alpha-canary");
+    assert!(object(&env.server, "alpha-canary").is_some());
+    assert_eq!(signals(&env.server), 0);
+    assert_eq!(job_creates(&env.server), 0);
+
+    // The next run deletes it (that object, by uid), once, and nothing else.
+    let uid = env.live("alpha-canary")["metadata"]["uid"].clone();
+    env.server.clear_requests();
+    let run = env.run("apply", &["--prune"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let delete: Vec<_> = env
+        .server
+        .writes()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(delete.len(), 1, "{delete:?}");
+    assert!(delete[0].path.ends_with("/flinks/alpha-canary"));
+    assert_eq!(delete[0].body["preconditions"]["uid"], uid);
+    assert_eq!(signals(&env.server), 0, "no second stop signal");
+    assert_eq!(job_creates(&env.server), 0);
+    assert!(object(&env.server, "alpha-canary").is_none());
+    assert!(jobs(&env.server).is_empty(), "the Job is collected with it");
+    assert_eq!(names(&env.server), ["alpha-main", "beta--svc-main"]);
+}
+
+// ---------------------------------------------------------------------------
+// Row 8: a deployment-webhook receiver down for a long time
+// ---------------------------------------------------------------------------
+
+/// `http://127.0.0.1:<port>/events` where nothing listens: every attempt is
+/// refused.
+fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{address}/events")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_webhook_receiver_down_bounded_queue_counts_drops() {
+    use flink_gitops::config::report_settings::{NotificationSettings, WebhookSettings};
+    use flink_gitops::report::events::{DeploymentEvent, EventKind};
+    use flink_gitops::report::sinks::{Notifier, NotifierOptions};
+
+    let settings = NotificationSettings {
+        webhooks: vec![WebhookSettings {
+            url: closed_port_url(),
+            secret_file: None,
+            events: EventKind::ALL.to_vec(),
+            timeout: Duration::from_secs(1),
+            max_attempts: 10,
+        }],
+        queue_size: 4,
+        ..NotificationSettings::default()
+    };
+    // The daemon's own backoff (1 s doubling to 2 min): the one event in
+    // flight keeps its worker busy for minutes.
+    let notifier = Notifier::start(&settings, NotifierOptions::default()).expect("notifier");
+    let started = Instant::now();
+    for n in 0..1000 {
+        notifier.send(
+            DeploymentEvent::new(EventKind::Applied, "c1", "0123456789abcdef")
+                .instance("alpha", "main", "Flink/paasta-flinks/alpha-main")
+                .message(format!("event {n}")),
+        );
+    }
+    let sending = started.elapsed();
+    // Never waits on the receiver: one attempt's backoff alone is up to 1 s.
+    assert!(sending < Duration::from_secs(1), "sending took {sending:?}");
+    // The queue (4) and at most the one event in flight are kept; every
+    // other event is dropped and counted.
+    let dropped = notifier.dropped();
+    assert!((995..=996).contains(&dropped), "dropped {dropped}");
+    assert_eq!(notifier.delivered(), 0);
+    assert_eq!(notifier.failed(), 0, "still retrying the first one");
+    // Shutdown gives up at its deadline instead of waiting for the receiver.
+    let stopping = Instant::now();
+    assert!(!notifier.shutdown(Duration::from_millis(100)).await);
+    assert!(stopping.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn fault_webhook_receiver_down_never_slows_the_daemon() {
+    let _serial = serial();
+    let server = server();
+    let repo = Repo::new();
+    let cache = tempfile::tempdir().expect("cache");
+    let daemon = Daemon::start(
+        &server,
+        &repo.source(cache.path(), "300ms", ""),
+        &format!(
+            "notifications: {{queue_size: 1, webhooks: [{{url: '{}', max_attempts: 10}}]}}",
+            closed_port_url()
+        ),
+    );
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
+    // Three `applied` events for a queue of one behind a stuck delivery.
+    wait_for("the drop logged", PATIENCE, || {
+        daemon
+            .log()
+            .contains("dropping notification events: the queue is full")
+    });
+    // Commits keep being applied while the receiver stays down.
+    for parallelism in [3, 4, 5] {
+        repo.write(
+            "beta_svc/flink-c1.yaml",
+            &format!("main: {{job_type: stateless, parallelism: {parallelism}}}\n"),
+        );
+        let head = repo.commit(&format!("beta: {parallelism}"));
+        wait_for(&format!("parallelism {parallelism}"), PATIENCE, || {
+            object(&server, "beta--svc-main")
+                .is_some_and(|o| o["spec"]["parallelism"] == json!(parallelism))
+        });
+        // The cycle ends (and is counted) just after its writes.
+        wait_for("the status names the commit", PATIENCE, || {
+            daemon.status()["revision"] == json!(head)
+        });
+    }
+    // No cycle waited on the receiver: each delivery attempt is followed
+    // by up to seconds of backoff, ten attempts per event.
+    let metrics = daemon.metrics();
+    let cycles = sample(
+        &metrics,
+        "flink_gitops_reconcile_duration_seconds_count",
+        "",
+    );
+    let fast = sample(
+        &metrics,
+        "flink_gitops_reconcile_duration_seconds_bucket",
+        "le=\"2.5\"",
+    );
+    assert!(cycles >= 4.0, "{metrics}");
+    assert_eq!(fast, cycles, "a cycle took over 2.5 s");
+    assert!(deletes(&server).is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Row 9: push hooks with a bad, missing or malformed signature, oversized,
+// replayed
+// ---------------------------------------------------------------------------
+
+/// A refused hook: what it is, its headers, its body, the expected status.
+type Refused<'a> = (&'a str, Vec<(&'a str, String)>, Vec<u8>, u16);
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Polls for `window` that `check` stays true (a negative: something must
+/// not happen).
+fn holds_for(what: &str, window: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + window;
+    while Instant::now() < deadline {
+        assert!(check(), "{what} no longer holds");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn fault_push_hooks_refused_or_replayed_trigger_nothing_stale() {
+    let _serial = serial();
+    let server = server();
+    let repo = Repo::new();
+    let cache = tempfile::tempdir().expect("cache");
+    let secrets = tempfile::tempdir().expect("secrets");
+    let github = secrets.path().join("github");
+    let generic = secrets.path().join("generic");
+    std::fs::write(&github, "gh-secret\n").expect("secret");
+    std::fs::write(&generic, "generic-secret\n").expect("secret");
+    let daemon = Daemon::start(
+        &server,
+        &repo.source(cache.path(), "1h", ""),
+        &format!(
+            "hooks: {{github_secret_file: '{}', generic_secret_file: '{}', max_body_bytes: 1024}}",
+            github.display(),
+            generic.display()
+        ),
+    );
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
+    let cycles = daemon.cycles();
+    let beta = resource_version(&server, "beta--svc-main");
+
+    repo.write(
+        "beta_svc/flink-c1.yaml",
+        "main: {job_type: stateless, parallelism: 9}\n",
+    );
+    let pushed = repo.commit("beta: nine");
+    let body = format!(r#"{{"ref": "refs/heads/master", "after": "{pushed}"}}"#).into_bytes();
+    let delivery = (
+        "X-GitHub-Delivery",
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958".to_owned(),
+    );
+    let refused: [Refused; 5] = [
+        (
+            "signed with another secret",
+            vec![
+                ("X-Hub-Signature-256", sign("not-the-secret", &body)),
+                delivery.clone(),
+            ],
+            body.clone(),
+            401,
+        ),
+        (
+            "signed over another body",
+            vec![("X-Hub-Signature-256", sign("gh-secret", b"{}"))],
+            body.clone(),
+            401,
+        ),
+        ("no signature", vec![delivery.clone()], body.clone(), 401),
+        (
+            "malformed generic signature",
+            vec![("X-Flink-Gitops-Signature", "md5=00".to_owned())],
+            body.clone(),
+            401,
+        ),
+        (
+            "over max_body_bytes, validly signed",
+            vec![("X-Hub-Signature-256", sign("gh-secret", &[b' '; 4096]))],
+            vec![b' '; 4096],
+            413,
+        ),
+    ];
+    for (what, headers, body, status) in &refused {
+        assert_eq!(daemon.post_hook(headers, body), Some(*status), "{what}");
+    }
+    for (labels, n) in [
+        ("provider=\"github\",result=\"rejected\"", 2.0),
+        ("provider=\"unknown\",result=\"rejected\"", 1.0),
+        ("provider=\"generic\",result=\"rejected\"", 1.0),
+        ("provider=\"unknown\",result=\"too_large\"", 1.0),
+    ] {
+        assert_eq!(
+            daemon.metric("flink_gitops_webhook_deliveries_total", labels),
+            n,
+            "{labels}"
+        );
+    }
+    // None of them starts a cycle: the pushed commit stays unapplied.
+    holds_for(
+        "no reconcile after refused hooks",
+        Duration::from_secs(1),
+        || daemon.cycles() == cycles && resource_version(&server, "beta--svc-main") == beta,
+    );
+
+    // The genuine delivery: 202, one cycle, the commit applied.
+    let signed = vec![("X-Hub-Signature-256", sign("gh-secret", &body)), delivery];
+    assert_eq!(daemon.post_hook(&signed, &body), Some(202));
+    wait_for("the pushed commit applied", PATIENCE, || {
+        object(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(9))
+    });
+    daemon.wait_cycles(cycles, 1.0);
+
+    // Delivery ids are not remembered: a replay is accepted (202), and only
+    // asks for a fetch of the branch as it is now. After a newer commit, the
+    // replayed hook of the older push applies the newer commit, never the
+    // older content again.
+    repo.write(
+        "beta_svc/flink-c1.yaml",
+        "main: {job_type: stateless, parallelism: 10}\n",
+    );
+    let newer = repo.commit("beta: ten");
+    assert_eq!(daemon.post_hook(&signed, &body), Some(202));
+    wait_for("the newer commit applied", PATIENCE, || {
+        object(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(10))
+    });
+    wait_for("the status names the newer commit", PATIENCE, || {
+        daemon.status()["revision"] == json!(newer)
+    });
+    // Replayed once more, with nothing new: a fetch, no cycle, no write.
+    let cycles = daemon.cycles();
+    let beta = resource_version(&server, "beta--svc-main");
+    assert_eq!(daemon.post_hook(&signed, &body), Some(202));
+    holds_for(
+        "no reconcile after a replay",
+        Duration::from_secs(1),
+        || daemon.cycles() == cycles && resource_version(&server, "beta--svc-main") == beta,
+    );
+    assert_eq!(
+        daemon.metric(
+            "flink_gitops_webhook_deliveries_total",
+            "provider=\"github\",result=\"accepted\""
+        ),
+        3.0
+    );
+    assert_eq!(names(&server).len(), 3);
+}
