@@ -125,18 +125,21 @@ fn summary(plan: &Plan, report: &ApplyReport, dry_run: bool) -> String {
 /// One line per prune step; what was done when `executed`, else what
 /// `apply --prune` would do.
 fn prune_summary(prunes: &PrunePlan, results: &[PruneResult], executed: bool) -> String {
-    if prunes.entries.is_empty() {
+    if prunes.entries.is_empty() && prunes.held.is_none() {
         return String::new();
     }
     let mut out = String::new();
-    if !executed {
+    if !executed && !prunes.entries.is_empty() {
         out.push_str("prunes (not executed: pass --prune):\n");
     }
     out.push_str(&plan_output::prunes_text(prunes));
-    if executed {
-        let done = results
+    if executed && !prunes.entries.is_empty() {
+        // One result per entry, in order; only the steps that write count.
+        let done = prunes
+            .entries
             .iter()
-            .filter(|r| r.outcome.is_ok() && r.action != "waiting")
+            .zip(results)
+            .filter(|(entry, result)| entry.action.writes() && result.outcome.is_ok())
             .count();
         out.push_str(&format!("prune steps executed: {done}\n"));
     }

@@ -3,7 +3,7 @@
 use super::{CliError, ClusterArgs, load_cluster_inputs};
 use crate::apply::{ApplyOptions, KubeCluster, RetryPolicy};
 use crate::config::Settings;
-use crate::plan::prune::{self as prune_plan, PruneInputs, PrunePlan};
+use crate::plan::prune::{self as prune_plan, EMPTY_TREE, PruneInputs, PrunePlan};
 use crate::plan::{self, LiveObject, Plan, Policy};
 use crate::render::DesiredSet;
 use crate::{config, render};
@@ -87,7 +87,11 @@ pub async fn plan_against_cluster(
         .await
         .map_err(CliError::Cluster)?;
     // An empty tree is never a reason to prune everything.
-    let source_healthy = config_set.loaded_services().next().is_some();
+    let source_problem = config_set
+        .loaded_services()
+        .next()
+        .is_none()
+        .then(|| EMPTY_TREE.to_owned());
     let prunes = prune_plan::plan_prunes(
         &plan.orphans,
         &PruneInputs {
@@ -95,7 +99,7 @@ pub async fn plan_against_cluster(
             jobs: &jobs,
             managed,
             allow_mass_prune,
-            source_healthy,
+            source_problem,
             now: std::time::SystemTime::now(),
         },
     );

@@ -114,7 +114,7 @@ fn message(action: &Action) -> Option<&str> {
 /// The prune steps as JSON objects.
 fn prunes_json(prunes: &PrunePlan) -> Json {
     let entries: Vec<Json> = prunes.entries.iter().map(PruneEntry::to_json).collect();
-    json!({"entries": entries, "mass_prune_blocked": prunes.mass_prune_blocked})
+    json!({"entries": entries, "mass_prune_blocked": prunes.mass_prune_blocked, "held": prunes.held})
 }
 
 /// `flink-gitops/plan/v1` with the prune steps: see the README for the schema.
@@ -148,13 +148,16 @@ pub fn prunes_text(prunes: &PrunePlan) -> String {
     if let Some(why) = &prunes.mass_prune_blocked {
         let _ = writeln!(out, "MassPruneBlocked: {why}");
     }
+    if let Some(why) = &prunes.held {
+        let _ = writeln!(out, "PruneHeld: {why}");
+    }
     out
 }
 
 /// The prune steps as a markdown list.
 #[must_use]
 pub fn prunes_markdown(prunes: &PrunePlan) -> String {
-    if prunes.entries.is_empty() {
+    if prunes.entries.is_empty() && prunes.held.is_none() {
         return String::new();
     }
     let mut out = String::from("#### Prunes\n\n");
@@ -171,6 +174,9 @@ pub fn prunes_markdown(prunes: &PrunePlan) -> String {
     }
     if let Some(why) = &prunes.mass_prune_blocked {
         let _ = writeln!(out, "\n**MassPruneBlocked**: {why}");
+    }
+    if let Some(why) = &prunes.held {
+        let _ = writeln!(out, "\n**PruneHeld**: {why}");
     }
     out.push('\n');
     out

@@ -73,6 +73,18 @@ pub struct Metrics {
     webhook_deliveries: Family<StaticLabels<2>, Counter>,
     services_rendered: Counter,
     leader: Gauge,
+    notifications: Family<StaticLabels<1>, Counter>,
+    /// The notifier's totals when last exported: its counters only grow,
+    /// and ours follow them by the difference.
+    notifications_seen: Mutex<NotificationTotals>,
+}
+
+/// What became of deployment events, as counted by the notifier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotificationTotals {
+    pub delivered: u64,
+    pub failed: u64,
+    pub dropped: u64,
 }
 
 impl Default for Metrics {
@@ -140,6 +152,13 @@ impl Metrics {
             leader.clone(),
         );
 
+        let notifications = Family::<StaticLabels<1>, Counter>::default();
+        registry.register(
+            "flink_gitops_notifications",
+            "Deployment events by result, summed over endpoints: delivered, failed (given up), dropped (queue full)",
+            notifications.clone(),
+        );
+
         Metrics {
             registry,
             reconcile_duration,
@@ -151,6 +170,8 @@ impl Metrics {
             webhook_deliveries,
             services_rendered,
             leader,
+            notifications,
+            notifications_seen: Mutex::new(NotificationTotals::default()),
         }
     }
 
@@ -218,6 +239,24 @@ impl Metrics {
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
+    /// The notifier's running totals (see `report::sinks::Notifier`).
+    pub fn set_notifications(&self, totals: NotificationTotals) {
+        let mut seen = self
+            .notifications_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (result, now, before) in [
+            ("delivered", totals.delivered, seen.delivered),
+            ("failed", totals.failed, seen.failed),
+            ("dropped", totals.dropped, seen.dropped),
+        ] {
+            self.notifications
+                .get_or_create(&[("result", result)])
+                .inc_by(now.saturating_sub(before));
+        }
+        *seen = totals;
+    }
+
     /// Whether this replica leads.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
@@ -258,6 +297,16 @@ mod tests {
         m.webhook(None, WebhookResult::TooLarge);
         m.services_rendered(5);
         m.services_rendered(2);
+        m.set_notifications(NotificationTotals {
+            delivered: 2,
+            failed: 0,
+            dropped: 5,
+        });
+        m.set_notifications(NotificationTotals {
+            delivered: 3,
+            failed: 1,
+            dropped: 9,
+        });
         m.set_leader(true);
 
         let text = m.encode();
@@ -279,6 +328,9 @@ mod tests {
             "flink_gitops_webhook_deliveries_total{provider=\"unknown\",result=\"rejected\"} 1",
             "flink_gitops_webhook_deliveries_total{provider=\"unknown\",result=\"too_large\"} 1",
             "flink_gitops_services_rendered_total 7",
+            "flink_gitops_notifications_total{result=\"delivered\"} 3",
+            "flink_gitops_notifications_total{result=\"failed\"} 1",
+            "flink_gitops_notifications_total{result=\"dropped\"} 9",
             "flink_gitops_leader 1",
             "# EOF",
         ] {

@@ -8,10 +8,10 @@ use super::engine::{Engine, changed_services};
 use super::hooks::HookSecrets;
 use super::http::{self, HttpState, Trigger};
 use super::leader::{LeaderElector, default_identity};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, NotificationTotals};
 use crate::apply::{self, ApplyOptions, KubeCluster, RetryPolicy};
 use crate::config::{PruneMode, Settings};
-use crate::plan::prune::{PruneInputs, plan_prunes};
+use crate::plan::prune::{EMPTY_TREE, PruneInputs, plan_prunes};
 use crate::plan::{self, Action, Policy};
 use crate::render::shutdown_job;
 use crate::report::events::{DeploymentEvent, EventKind};
@@ -367,8 +367,16 @@ impl Reconciler<'_> {
                     (_, Some(_)) => Some(touched),
                 }
             }
-            Ok(None) if matches!(trigger, Trigger::Interval | Trigger::Manual) => None,
-            Ok(None) => return,
+            Ok(None) => {
+                // The remote is back, unchanged: healthy again, and worth a
+                // full cycle so that the status and pruning catch up.
+                let recovered = self.source_error.take().is_some();
+                if recovered || matches!(trigger, Trigger::Interval | Trigger::Manual) {
+                    None
+                } else {
+                    return;
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, "source fetch failed: keeping the last good snapshot, no pruning");
                 self.shared.metrics.error("source");
@@ -435,10 +443,17 @@ impl Reconciler<'_> {
                 jobs: &jobs,
                 managed,
                 allow_mass_prune: false,
-                source_healthy: self.source_error.is_none() && engine.has_loaded_services(),
+                source_problem: match &self.source_error {
+                    Some(error) => Some(format!("the source is failing ({error})")),
+                    None if !engine.has_loaded_services() => Some(EMPTY_TREE.to_owned()),
+                    None => None,
+                },
                 now: SystemTime::now(),
             },
         );
+        if let Some(held) = &prunes.held {
+            tracing::warn!("{held}");
+        }
         let mut counts: BTreeMap<&str, usize> = plan.counts();
         counts.insert("orphaned", plan.orphans.len());
         self.shared.metrics.set_objects(&counts);
@@ -690,6 +705,11 @@ impl Reconciler<'_> {
         prunes: &[Json],
         is_leader: bool,
     ) {
+        self.shared.metrics.set_notifications(NotificationTotals {
+            delivered: self.notifier.delivered(),
+            failed: self.notifier.failed(),
+            dropped: self.notifier.dropped(),
+        });
         let (revision, author, subject) = self
             .revision
             .clone()

@@ -34,6 +34,9 @@ pub const ANNOTATION_REVISION: &str = "flink-gitops/prune-revision";
 /// `disabled` keeps an object from ever being pruned.
 pub const ANNOTATION_PRUNE: &str = "flink-gitops/prune";
 
+/// The source problem of a tree in which no service loaded.
+pub const EMPTY_TREE: &str = "no service of soa-configs loaded (an empty tree, or every service failed), and an empty tree is never a reason to prune";
+
 /// The state of a shutdown Job, read from its status conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -164,6 +167,9 @@ pub struct PrunePlan {
     pub entries: Vec<PruneEntry>,
     /// Why new prunes were held back, when they were.
     pub mass_prune_blocked: Option<String>,
+    /// Why nothing at all was pruned, when the source could not be trusted
+    /// and there were orphans (their entries are then absent).
+    pub held: Option<String>,
 }
 
 impl PrunePlan {
@@ -182,9 +188,9 @@ pub struct PruneInputs<'a> {
     pub managed: usize,
     /// `--allow-mass-prune`.
     pub allow_mass_prune: bool,
-    /// False when the source could not be trusted (fetch failure, empty
-    /// tree): then nothing is pruned at all.
-    pub source_healthy: bool,
+    /// Why the source cannot be trusted (a failing fetch, an empty tree):
+    /// then nothing is pruned at all.
+    pub source_problem: Option<String>,
     pub now: SystemTime,
 }
 
@@ -192,8 +198,19 @@ pub struct PruneInputs<'a> {
 #[must_use]
 pub fn plan_prunes(orphans: &[Orphan], inputs: &PruneInputs<'_>) -> PrunePlan {
     let settings = inputs.settings;
-    if settings.mode == PruneMode::Off || !inputs.source_healthy {
+    if settings.mode == PruneMode::Off {
         return PrunePlan::default();
+    }
+    if let Some(problem) = &inputs.source_problem {
+        return PrunePlan {
+            held: (!orphans.is_empty()).then(|| {
+                format!(
+                    "{} orphaned objects are kept and nothing is pruned: {problem}",
+                    orphans.len()
+                )
+            }),
+            ..PrunePlan::default()
+        };
     }
     let annotation = |o: &Orphan, key: &str| o.object.annotation(key).map(str::to_owned);
     let is_new = |o: &Orphan| {
@@ -238,6 +255,7 @@ pub fn plan_prunes(orphans: &[Orphan], inputs: &PruneInputs<'_>) -> PrunePlan {
     PrunePlan {
         entries,
         mass_prune_blocked,
+        held: None,
     }
 }
 
@@ -392,7 +410,7 @@ mod tests {
                 jobs: &jobs,
                 managed,
                 allow_mass_prune: allow,
-                source_healthy: true,
+                source_problem: None,
                 now: humantime::parse_rfc3339("2026-11-26T12:00:00Z").expect("time"),
             },
         )
@@ -525,11 +543,27 @@ mod tests {
                 jobs: &jobs,
                 managed: 10,
                 allow_mass_prune: true,
-                source_healthy: false,
+                source_problem: Some("the fetch failed".to_owned()),
                 now: SystemTime::now(),
             },
         );
         assert!(unhealthy.entries.is_empty());
+        assert_eq!(
+            unhealthy.held.as_deref(),
+            Some("1 orphaned objects are kept and nothing is pruned: the fetch failed")
+        );
+        let quiet = plan_prunes(
+            &[],
+            &PruneInputs {
+                settings: &settings,
+                jobs: &jobs,
+                managed: 10,
+                allow_mass_prune: true,
+                source_problem: Some("the fetch failed".to_owned()),
+                now: SystemTime::now(),
+            },
+        );
+        assert_eq!(quiet.held, None, "nothing to hold back, nothing to say");
     }
 
     #[test]
