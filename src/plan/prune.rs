@@ -536,33 +536,26 @@ mod tests {
         );
         let jobs = BTreeMap::new();
         let settings = PruneSettings::default();
-        let unhealthy = plan_prunes(
-            &[orphan("b", json!({}))],
-            &PruneInputs {
-                settings: &settings,
-                jobs: &jobs,
-                managed: 10,
-                allow_mass_prune: true,
-                source_problem: Some("the fetch failed".to_owned()),
-                now: SystemTime::now(),
-            },
-        );
+        let untrusted = |orphans: &[Orphan]| {
+            plan_prunes(
+                orphans,
+                &PruneInputs {
+                    settings: &settings,
+                    jobs: &jobs,
+                    managed: 10,
+                    allow_mass_prune: true,
+                    source_problem: Some("the fetch failed".to_owned()),
+                    now: SystemTime::now(),
+                },
+            )
+        };
+        let unhealthy = untrusted(&[orphan("b", json!({}))]);
         assert!(unhealthy.entries.is_empty());
         assert_eq!(
             unhealthy.held.as_deref(),
             Some("1 orphaned objects are kept and nothing is pruned: the fetch failed")
         );
-        let quiet = plan_prunes(
-            &[],
-            &PruneInputs {
-                settings: &settings,
-                jobs: &jobs,
-                managed: 10,
-                allow_mass_prune: true,
-                source_problem: Some("the fetch failed".to_owned()),
-                now: SystemTime::now(),
-            },
-        );
+        let quiet = untrusted(&[]);
         assert_eq!(quiet.held, None, "nothing to hold back, nothing to say");
     }
 
