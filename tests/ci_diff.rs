@@ -3,30 +3,17 @@
 //! JSON per case, the comment size limit, `--live FILE`, exit codes, and the
 //! CI examples in `deploy/ci/`.
 
+mod support;
+
 use flink_gitops::config::{convert, yaml};
 use flink_gitops::value::Value;
 use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::git_repo::git_dated;
+use support::scenario::{ALPHA, Run, SHA_A, SHA_B};
 
-const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const SHA_C: &str = "cccccccccccccccccccccccccccccccccccccccc";
-
-const ALPHA: &str = "\
-_base: &base
-  job_type: stateful
-  taskmanager: {cpus: 1, mem: 4096, instances: 2}
-  flink_conf:
-    state.backend.type: rocksdb
-    execution.checkpointing.interval: '60000'
-main:
-  <<: *base
-  checkpoint_interval_ms: 60000
-canary:
-  <<: *base
-  deploy_group: prod.canary
-";
 
 const BETA: &str = "main: {job_type: stateless, parallelism: 2}\n";
 const GAMMA_C1: &str = "main: {job_type: stateless, deploy_group: prod.everything}\n";
@@ -62,12 +49,6 @@ fn deployments(service: &str, groups: &[(&str, &str)]) -> String {
     .expect("json")
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// A soa-configs repository with a base commit; each case is a branch off
 /// it with one commit.
 struct Repo {
@@ -75,36 +56,10 @@ struct Repo {
     base: String,
 }
 
+/// [`git_dated`] at a fixed date: the commits' shas are the same on every
+/// run.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=Test Author",
-            "-c",
-            "user.email=author@example.com",
-            "-c",
-            "init.defaultBranch=master",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output()
-        .expect("run git");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    git_dated(dir, "2026-01-01T00:00:00Z", args)
 }
 
 impl Repo {
@@ -182,11 +137,7 @@ impl Repo {
             .env_remove("KUBECONFIG")
             .output()
             .expect("run flink-gitops");
-        Run {
-            code: output.status.code().expect("exit code"),
-            stdout: String::from_utf8(output.stdout).expect("utf-8"),
-            stderr: String::from_utf8(output.stderr).expect("utf-8"),
-        }
+        Run::from_output(output)
     }
 
     /// The comparison of `head` with the base commit.

@@ -6,256 +6,31 @@ mod support;
 
 use serde_json::{Value as Json, json};
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::daemon_process::{
+    Daemon, LEADER_ELECTION, NO_LEADER_ELECTION, PATIENCE, daemon_server as server, flink as live,
+    serial, wait_for,
+};
 use support::fake_apiserver::{FLINK_NAMESPACE, FLINK_PLURAL, FakeApiServer};
-use support::scenario::{ALPHA, BETA, SHA_A, SHA_B, deployments};
+use support::git_repo::GitRepo as Repo;
+use support::scenario::{ALPHA, BETA, SHA_B, deployments, events, write_file};
 
-/// A git repository of soa-configs in a tempdir, changed with the git CLI.
-struct Repo {
-    dir: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Self {
-        let repo = Repo {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        repo.git(&["init", "-q", "-b", "master"]);
-        repo.write("alpha/flink-c1.yaml", ALPHA);
-        repo.write(
-            "alpha/deployments.json",
-            &deployments(
-                "alpha",
-                &[("main", "c1.main", SHA_A), ("canary", "prod.canary", SHA_A)],
-            ),
-        );
-        repo.write("beta_svc/flink-c1.yaml", BETA);
-        repo.write(
-            "beta_svc/deployments.json",
-            &deployments("beta_svc", &[("main", "c1.main", SHA_B)]),
-        );
-        repo.commit("initial soa-configs");
-        repo
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.path().display())
-    }
-
-    fn git(&self, args: &[&str]) {
-        let status = Command::new("git")
-            .args(["-c", "user.name=dev", "-c", "user.email=dev@example.com"])
-            .args(args)
-            .current_dir(self.path())
-            .status()
-            .expect("git");
-        assert!(status.success(), "git {args:?}");
-    }
-
-    fn write(&self, relative: &str, text: &str) {
-        let path = self.path().join(relative);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    }
-
-    fn commit(&self, message: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", message]);
-    }
-
-    fn head(&self) -> String {
-        let output = Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(self.path())
-            .output()
-            .expect("git rev-parse");
-        String::from_utf8(output.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A `flink-gitops run` process.
-struct Daemon {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(server: &FakeApiServer, source: &str, extra: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = server.write_kubeconfig(dir.path());
-        let port = free_port();
-        let config = format!(
-            "cluster: c1\ndocker_registry: registry.example:443\n{source}\nserver: {{listen: '127.0.0.1:{port}'}}\nleader_election: {{namespace: flink-gitops, lease_duration: 3s, retry_period: 300ms}}\n{extra}\n"
-        );
-        let config_path = dir.path().join("flink-gitops.yaml");
-        std::fs::write(&config_path, config).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
-            .args(["run", "--config", config_path.to_str().expect("utf-8")])
-            .args(["--kubeconfig", kubeconfig.to_str().expect("utf-8")])
-            .env("RUST_LOG", "flink_gitops=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the daemon");
-        Daemon {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        http(self.port, "GET", path, &[], b"")
-    }
-
-    fn status(&self) -> Json {
-        self.get("/status")
-            .and_then(|(_, body)| serde_json::from_str(&body).ok())
-            .unwrap_or(Json::Null)
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        let Some((_, text)) = self.get("/metrics") else {
-            return 0.0;
-        };
-        text.lines()
-            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    fn terminate(mut self) -> (Option<i32>, String) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let code = loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                break status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        (code, stderr)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal HTTP/1.1 client for loopback tests.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    stream.write_all(body).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((code, body))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// The daemon tests run real processes with timing (leases, debounce):
-/// one at a time, so a loaded 2-core CI machine does not starve them.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn server() -> FakeApiServer {
-    let server = FakeApiServer::with_flinks();
-    server.register_leases();
-    server.create_namespace("flink-gitops");
-    server
-}
-
-fn live(server: &FakeApiServer, name: &str) -> Option<Json> {
-    server.object(FLINK_PLURAL, FLINK_NAMESPACE, name)
-}
-
-fn git_source(repo: &Repo, cache: &Path, poll: &str) -> String {
-    format!(
-        "source: {{git: {{url: '{}', branch: master, cache_dir: '{}'}}, poll_interval: {poll}}}",
-        repo.url(),
-        cache.display()
-    )
+/// The daemon with leader election on short leases.
+fn start(server: &FakeApiServer, source: &str, extra: &str) -> Daemon {
+    Daemon::start(server, source, LEADER_ELECTION, extra)
 }
 
 #[test]
 fn git_daemon_applies_then_rerenders_only_the_changed_service() {
     let _serial = serial();
     let server = server();
-    server.register_events();
     let repo = Repo::new();
     let first = repo.head();
     let cache = tempfile::tempdir().expect("cache");
-    let daemon = Daemon::start(&server, &git_source(&repo, cache.path(), "1s"), "");
-    wait_for("readyz", Duration::from_secs(30), || {
-        daemon.get("/readyz").is_some_and(|(code, _)| code == 200)
-    });
-    wait_for("the first apply", Duration::from_secs(30), || {
+    let daemon = start(&server, &repo.source(cache.path(), "1s", ""), "");
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || {
         live(&server, "alpha-main").is_some() && live(&server, "beta--svc-main").is_some()
     });
     assert_eq!(daemon.get("/healthz").map(|(c, _)| c), Some(200));
@@ -263,7 +38,7 @@ fn git_daemon_applies_then_rerenders_only_the_changed_service() {
         applied_revisions(&server, "beta--svc-main"),
         [("Created".to_owned(), first.clone())]
     );
-    let rendered_before = daemon.metric("flink_gitops_services_rendered_total");
+    let rendered_before = daemon.metric("flink_gitops_services_rendered_total", "");
     assert_eq!(rendered_before, 2.0);
 
     repo.write(
@@ -271,21 +46,19 @@ fn git_daemon_applies_then_rerenders_only_the_changed_service() {
         "main: {job_type: stateless, parallelism: 7}\n",
     );
     repo.commit("beta: more parallelism");
-    wait_for("the change applied", Duration::from_secs(30), || {
+    wait_for("the change applied", PATIENCE, || {
         live(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(7))
     });
     assert_eq!(
-        daemon.metric("flink_gitops_services_rendered_total"),
+        daemon.metric("flink_gitops_services_rendered_total", ""),
         3.0,
         "only beta_svc was rendered again"
     );
     // The status is published when the cycle ends, just after its writes.
-    wait_for(
-        "the status names the commit",
-        Duration::from_secs(30),
-        || daemon.status()["commit"]["subject"] == "beta: more parallelism",
-    );
-    assert!(daemon.metric("flink_gitops_leader") >= 1.0);
+    wait_for("the status names the commit", PATIENCE, || {
+        daemon.status()["commit"]["subject"] == "beta: more parallelism"
+    });
+    assert!(daemon.metric("flink_gitops_leader", "") >= 1.0);
     let second = repo.head();
     assert_eq!(
         applied_revisions(&server, "beta--svc-main"),
@@ -305,16 +78,9 @@ fn git_daemon_applies_then_rerenders_only_the_changed_service() {
 
 /// (reason, revision annotation) of the Events recorded on `name`, oldest first.
 fn applied_revisions(server: &FakeApiServer, name: &str) -> Vec<(String, String)> {
-    let mut events = server.objects("events", FLINK_NAMESPACE);
-    events.retain(|e| e["involvedObject"]["name"] == name);
-    events.sort_by_key(|e| {
-        e["metadata"]["resourceVersion"]
-            .as_str()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    });
-    events
+    events(server)
         .iter()
+        .filter(|e| e["involvedObject"]["name"] == name)
         .map(|e| {
             (
                 e["reason"].as_str().unwrap_or_default().to_owned(),
@@ -350,20 +116,16 @@ fn a_broken_remote_keeps_the_last_snapshot_and_prunes_nothing() {
     let server = server();
     let repo = Repo::new();
     let cache = tempfile::tempdir().expect("cache");
-    let daemon = Daemon::start(&server, &git_source(&repo, cache.path(), "500ms"), "");
-    wait_for("readyz", Duration::from_secs(30), || {
-        daemon.get("/readyz").is_some_and(|(code, _)| code == 200)
-    });
-    wait_for("the first apply", Duration::from_secs(30), || {
+    let daemon = start(&server, &repo.source(cache.path(), "500ms", ""), "");
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || {
         live(&server, "alpha-main").is_some() && live(&server, "alpha-canary").is_some()
     });
     // The remote goes away: nothing may be read as "everything was removed".
     std::fs::remove_dir_all(repo.path().join(".git")).expect("break the remote");
-    wait_for(
-        "the source reported unhealthy",
-        Duration::from_secs(30),
-        || daemon.status()["source"]["healthy"] == json!(false),
-    );
+    wait_for("the source reported unhealthy", PATIENCE, || {
+        daemon.status()["source"]["healthy"] == json!(false)
+    });
     std::thread::sleep(Duration::from_secs(1));
     assert!(live(&server, "alpha-main").is_some());
     assert!(live(&server, "alpha-canary").is_some());
@@ -378,16 +140,14 @@ fn a_bad_commit_fails_its_service_and_a_fix_recovers() {
     let server = server();
     let repo = Repo::new();
     let cache = tempfile::tempdir().expect("cache");
-    let daemon = Daemon::start(&server, &git_source(&repo, cache.path(), "500ms"), "");
-    wait_for("readyz", Duration::from_secs(30), || {
-        daemon.get("/readyz").is_some_and(|(code, _)| code == 200)
-    });
-    wait_for("the first apply", Duration::from_secs(30), || {
+    let daemon = start(&server, &repo.source(cache.path(), "500ms", ""), "");
+    daemon.wait_ready();
+    wait_for("the first apply", PATIENCE, || {
         live(&server, "alpha-canary").is_some()
     });
     repo.write("alpha/flink-c1.yaml", "main: {broken: [\n");
     repo.commit("oops");
-    wait_for("alpha blocked", Duration::from_secs(30), || {
+    wait_for("alpha blocked", PATIENCE, || {
         daemon.status()["instances"]
             .as_array()
             .is_some_and(|i| i.iter().any(|e| e["action"] == "blocked"))
@@ -401,7 +161,7 @@ fn a_bad_commit_fails_its_service_and_a_fix_recovers() {
         &ALPHA.replace("instances: 2", "instances: 4"),
     );
     repo.commit("fix");
-    wait_for("the fix applied", Duration::from_secs(30), || {
+    wait_for("the fix applied", PATIENCE, || {
         live(&server, "alpha-main")
             .is_some_and(|o| o["spec"]["taskmanager"]["instances"] == json!(4))
     });
@@ -417,14 +177,12 @@ fn push_hooks_need_a_valid_signature_and_a_burst_is_one_fetch() {
     let secrets = tempfile::tempdir().expect("secrets");
     let secret_file = secrets.path().join("github");
     std::fs::write(&secret_file, "s3cret\n").expect("secret");
-    let daemon = Daemon::start(
+    let daemon = start(
         &server,
-        &git_source(&repo, cache.path(), "1h"),
+        &repo.source(cache.path(), "1h", ""),
         &format!("hooks: {{github_secret_file: '{}'}}", secret_file.display()),
     );
-    wait_for("readyz", Duration::from_secs(30), || {
-        daemon.get("/readyz").is_some_and(|(code, _)| code == 200)
-    });
+    daemon.wait_ready();
     let body = br#"{"ref": "refs/heads/master"}"#;
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").expect("key");
     mac.update(body);
@@ -433,12 +191,12 @@ fn push_hooks_need_a_valid_signature_and_a_burst_is_one_fetch() {
         let headers: Vec<(&str, String)> = signature
             .map(|s| vec![("X-Hub-Signature-256", s.to_owned())])
             .unwrap_or_default();
-        http(daemon.port, "POST", "/hooks/push", &headers, body).map(|(code, _)| code)
+        daemon.post_hook(&headers, body)
     };
     assert_eq!(hook(None), Some(401));
     assert_eq!(hook(Some("sha256=00")), Some(401));
 
-    let cycles_before = daemon.metric("flink_gitops_reconcile_duration_seconds_count");
+    let cycles_before = daemon.metric("flink_gitops_reconcile_duration_seconds_count", "");
     repo.write(
         "beta_svc/flink-c1.yaml",
         "main: {job_type: stateless, parallelism: 9}\n",
@@ -448,12 +206,12 @@ fn push_hooks_need_a_valid_signature_and_a_burst_is_one_fetch() {
     for _ in 0..50 {
         assert_eq!(hook(Some(&signature)), Some(202));
     }
-    wait_for("the pushed change applied", Duration::from_secs(30), || {
+    wait_for("the pushed change applied", PATIENCE, || {
         live(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(9))
     });
     let latency = started.elapsed();
     std::thread::sleep(Duration::from_millis(500));
-    let cycles = daemon.metric("flink_gitops_reconcile_duration_seconds_count") - cycles_before;
+    let cycles = daemon.metric("flink_gitops_reconcile_duration_seconds_count", "") - cycles_before;
     assert!(
         cycles <= 2.0,
         "50 hooks coalesced into at most two cycles, got {cycles}"
@@ -468,23 +226,23 @@ fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
     let repo = Repo::new();
     let cache_a = tempfile::tempdir().expect("cache");
     let cache_b = tempfile::tempdir().expect("cache");
-    let a = Daemon::start(&server, &git_source(&repo, cache_a.path(), "500ms"), "");
-    let b = Daemon::start(&server, &git_source(&repo, cache_b.path(), "500ms"), "");
-    wait_for("one leader", Duration::from_secs(30), || {
-        a.metric("flink_gitops_leader") + b.metric("flink_gitops_leader") == 1.0
+    let a = start(&server, &repo.source(cache_a.path(), "500ms", ""), "");
+    let b = start(&server, &repo.source(cache_b.path(), "500ms", ""), "");
+    wait_for("one leader", PATIENCE, || {
+        a.metric("flink_gitops_leader", "") + b.metric("flink_gitops_leader", "") == 1.0
     });
-    let (leader, standby) = if a.metric("flink_gitops_leader") == 1.0 {
+    let (leader, standby) = if a.metric("flink_gitops_leader", "") == 1.0 {
         (a, b)
     } else {
         (b, a)
     };
-    wait_for("the leader's first apply", Duration::from_secs(30), || {
+    wait_for("the leader's first apply", PATIENCE, || {
         live(&server, "alpha-main").is_some()
     });
     let (code, _) = leader.terminate();
     assert_eq!(code, Some(0), "SIGTERM is a clean exit");
-    wait_for("the standby leads", Duration::from_secs(30), || {
-        standby.metric("flink_gitops_leader") == 1.0
+    wait_for("the standby leads", PATIENCE, || {
+        standby.metric("flink_gitops_leader", "") == 1.0
     });
     let lease = server
         .object("leases", "flink-gitops", "flink-gitops")
@@ -500,11 +258,7 @@ fn a_directory_source_is_watched() {
     let _serial = serial();
     let server = server();
     let soa = tempfile::tempdir().expect("soa");
-    let write = |relative: &str, text: &str| {
-        let path: PathBuf = soa.path().join(relative);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
+    let write = |relative: &str, text: &str| write_file(&soa.path().join(relative), text);
     write("beta_svc/flink-c1.yaml", BETA);
     write(
         "beta_svc/deployments.json",
@@ -516,11 +270,10 @@ fn a_directory_source_is_watched() {
             "source: {{dir: '{}', poll_interval: 1h, debounce: 200ms}}",
             soa.path().display()
         ),
-        "leader_election: {enabled: false}",
+        NO_LEADER_ELECTION,
+        "",
     );
-    wait_for("readyz", Duration::from_secs(30), || {
-        daemon.get("/readyz").is_some_and(|(code, _)| code == 200)
-    });
+    daemon.wait_ready();
     // A half-written file fails to parse: the service is unknown, never removed.
     write("beta_svc/flink-c1.yaml", "main: {job_type: stat");
     std::thread::sleep(Duration::from_millis(800));
@@ -529,11 +282,9 @@ fn a_directory_source_is_watched() {
         "beta_svc/flink-c1.yaml",
         "main: {job_type: stateless, parallelism: 3}\n",
     );
-    wait_for(
-        "the watched change applied",
-        Duration::from_secs(30),
-        || live(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(3)),
-    );
+    wait_for("the watched change applied", PATIENCE, || {
+        live(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(3))
+    });
 }
 
 /// Every request a [`Receiver`] got: (request head, raw body, parsed body).
@@ -617,9 +368,9 @@ fn deployment_events_are_signed_and_follow_readiness() {
     let secret_file = secrets.path().join("webhook");
     std::fs::write(&secret_file, "hook-secret\n").expect("secret");
     let receiver = Receiver::start();
-    let daemon = Daemon::start(
+    let daemon = start(
         &server,
-        &git_source(&repo, cache.path(), "300ms"),
+        &repo.source(cache.path(), "300ms", ""),
         &format!(
             "notifications: {{webhooks: [{{url: 'http://127.0.0.1:{}/events', secret_file: '{}'}}], ready_timeout: 1h}}",
             receiver.port,
@@ -627,7 +378,7 @@ fn deployment_events_are_signed_and_follow_readiness() {
         ),
     );
     let subject = "Flink/paasta-flinks/alpha-main";
-    wait_for("applied event", Duration::from_secs(30), || {
+    wait_for("applied event", PATIENCE, || {
         receiver.kinds_for(subject).contains(&"applied".to_owned())
     });
     server.set_status(
@@ -636,7 +387,7 @@ fn deployment_events_are_signed_and_follow_readiness() {
         "alpha-main",
         json!({"state": "running"}),
     );
-    wait_for("ready event", Duration::from_secs(30), || {
+    wait_for("ready event", PATIENCE, || {
         receiver.kinds_for(subject) == ["applied", "ready"]
     });
     let bodies = receiver.bodies.lock().expect("lock").clone();

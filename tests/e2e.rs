@@ -48,11 +48,14 @@
 //!   those scenarios run only against the fake API server
 //!   (`tests/apply_scenarios.rs`, `tests/fake_apiserver.rs`).
 
+mod support;
+
 use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
+use support::scenario::{Run, WITHOUT_CANARY as ONE, path_str, summary_count as count};
 
 const KUBECONFIG_VAR: &str = "FLINK_GITOPS_E2E_KUBECONFIG";
 const NAMESPACE: &str = "paasta-flinks";
@@ -67,33 +70,10 @@ const SUSPENDED_JOB: &str = "{apiVersion: batch/v1, kind: Job, spec: {suspend: t
 const BACKGROUND: &str =
     r#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background"}"#;
 
-/// Two instances sharing a template (`main`, `canary`).
-const TWO: &str = "\
-_base: &base
-  job_type: stateful
-  taskmanager: {cpus: 1, mem: 4096, instances: 2}
-  flink_conf:
-    state.backend.type: rocksdb
-    execution.checkpointing.interval: '60000'
-main:
-  <<: *base
-  checkpoint_interval_ms: 60000
-canary:
-  <<: *base
-";
-
-/// `TWO` with `canary` removed from git.
-const ONE: &str = "\
-_base: &base
-  job_type: stateful
-  taskmanager: {cpus: 1, mem: 4096, instances: 2}
-  flink_conf:
-    state.backend.type: rocksdb
-    execution.checkpointing.interval: '60000'
-main:
-  <<: *base
-  checkpoint_interval_ms: 60000
-";
+/// Two instances sharing a template (`main`, `canary`): the scenarios'
+/// `alpha` without its deploy group, so that both are deployed. `ONE` is
+/// it with `canary` removed from git.
+static TWO: LazyLock<String> = LazyLock::new(|| format!("{ONE}canary:\n  <<: *base\n"));
 
 // ---------------------------------------------------------------------------
 // The API server, over HTTP through a kube client.
@@ -189,6 +169,28 @@ impl Kube {
             reply.body
         );
         reply.body
+    }
+
+    /// GET `uri`: the object, `None` when it does not exist.
+    fn object(&self, uri: &str) -> Option<Json> {
+        let reply = self.get(uri);
+        match reply.code {
+            200 => Some(reply.body),
+            404 => None,
+            code => panic!("GET {uri}: {code} {}", reply.body),
+        }
+    }
+
+    /// The items of `collection` that a `labelSelector` or `fieldSelector`
+    /// (`selector`) of `value` selects.
+    fn select(&self, collection: &str, selector: &str, value: &str) -> Vec<Json> {
+        let list = self.ok(
+            "GET",
+            &format!("{collection}?{selector}={}", query(value)),
+            None,
+            None,
+        );
+        items(&list)
     }
 
     /// DELETE with background propagation; errors are ignored (cleanup).
@@ -343,29 +345,6 @@ fn setup(kubeconfig: &Path) -> Result<(), String> {
 // ---------------------------------------------------------------------------
 // One test's soa-configs, configuration, binary runs and objects.
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn text(&self) -> String {
-        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
-    }
-}
-
-/// The number on the `label` line of apply's summary table.
-fn count(stdout: &str, label: &str) -> usize {
-    stdout
-        .lines()
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some(label)).then(|| words.next()?.parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no `{label}` line in:\n{stdout}"))
-}
-
 /// `(manager, operation)` of every `managedFields` entry.
 fn managers(object: &Json) -> Vec<(String, String)> {
     object
@@ -395,6 +374,13 @@ fn numbers_as_floats(value: &Json) -> Json {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+/// Both of PaaSTA's `desired_state` annotations of `object` are `state`.
+fn assert_desired_state(object: &Json, state: &str) {
+    for key in ["paasta.yelp.com/desired_state", "yelp.com/desired_state"] {
+        assert_eq!(annotation(object, key), Some(state), "{key}");
     }
 }
 
@@ -430,10 +416,6 @@ fn deployments(service: &str, cluster: &str, instances: &[&str]) -> String {
         );
     }
     json!({"v1": {}, "v2": {"deployments": groups, "controls": controls}}).to_string()
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }
 
 struct Env {
@@ -604,6 +586,32 @@ impl Env {
         );
     }
 
+    /// Service `a` with [`TWO`]'s instances and a `deployments.json` that
+    /// deploys `deployed`; returns the service.
+    fn add_two(&self, deployed: &[&str]) -> String {
+        let a = self.service("a");
+        self.add_service(&a, &TWO, deployed);
+        a
+    }
+
+    /// [`Self::add_two`] deploying `main` and `canary`, and service `b`
+    /// with `b_instances` deploying `main`: both services.
+    fn add_a_and_b(&self, b_instances: &str) -> (String, String) {
+        let a = self.add_two(&["main", "canary"]);
+        let b = self.service("b");
+        self.add_service(&b, b_instances, &["main"]);
+        (a, b)
+    }
+
+    /// [`Self::add_two`] deploying `main` only, applied: the service and
+    /// the object name of `main`.
+    fn applied_main(&self) -> (String, String) {
+        let a = self.add_two(&["main"]);
+        self.apply();
+        let name = self.name(&a, "main");
+        (a, name)
+    }
+
     fn write_instances(&self, service: &str, instances: &str) {
         self.write(
             &format!("soa/{service}/flink-{}.yaml", self.cluster),
@@ -636,11 +644,7 @@ impl Env {
             .args(extra)
             .output()
             .expect("run flink-gitops");
-        Run {
-            code: output.status.code().expect("exit code"),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from_output(output)
     }
 
     fn apply(&self) -> Run {
@@ -651,6 +655,12 @@ impl Env {
 
     fn prune(&self) -> Run {
         self.run("apply", &["--prune"])
+    }
+
+    /// `diff --exit-code` (and `extra`) finds nothing to do.
+    fn assert_in_sync(&self, extra: &[&str]) {
+        let diff = self.run("diff", &[&["--exit-code"], extra].concat());
+        assert_eq!(diff.code, 0, "{}", diff.text());
     }
 
     /// What `render -o json` prints: the objects PaaSTA would write.
@@ -683,12 +693,7 @@ impl Env {
     }
 
     fn get_flink(&self, name: &str) -> Option<Json> {
-        let reply = self.kube.get(&self.flink_url(name));
-        match reply.code {
-            200 => Some(reply.body),
-            404 => None,
-            code => panic!("GET {name}: {code} {}", reply.body),
-        }
+        self.kube.object(&self.flink_url(name))
     }
 
     fn live(&self, name: &str) -> Json {
@@ -700,8 +705,15 @@ impl Env {
         text(&self.live(name), "/metadata/resourceVersion").to_owned()
     }
 
-    fn versions(&self, names: &[&str]) -> Vec<String> {
+    fn versions(&self, names: &[String]) -> Vec<String> {
         names.iter().map(|n| self.version(n)).collect()
+    }
+
+    /// The names of this test's Flink objects and their `resourceVersion`s.
+    fn all_versions(&self) -> (Vec<String>, Vec<String>) {
+        let names = self.flink_names();
+        let versions = self.versions(&names);
+        (names, versions)
     }
 
     /// The names of this test's Flink objects in its namespace.
@@ -713,20 +725,26 @@ impl Env {
         names
     }
 
-    /// PaaSTA's `create_namespaced_custom_object`: a POST without a
-    /// field manager, from the Python client.
-    fn create_as_paasta(&self, object: &Json) {
+    /// A write of the Kubernetes Python client: no field manager, its user
+    /// agent; fails the test unless the answer is `expected`.
+    fn write_as_paasta(&self, method: &str, uri: &str, object: &Json, expected: u16) {
         let reply = self
             .kube
             .request(
-                "POST",
-                &flinks_path(&self.namespace),
+                method,
+                uri,
                 Some("application/json"),
                 object.to_string().into_bytes(),
                 Some(PAASTA_USER_AGENT),
             )
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(reply.code, 201, "{}", reply.body);
+        assert_eq!(reply.code, expected, "{}", reply.body);
+    }
+
+    /// PaaSTA's `create_namespaced_custom_object`: a POST without a
+    /// field manager, from the Python client.
+    fn create_as_paasta(&self, object: &Json) {
+        self.write_as_paasta("POST", &flinks_path(&self.namespace), object, 201);
     }
 
     /// PaaSTA's `replace_namespaced_custom_object`: a PUT of the whole
@@ -736,17 +754,16 @@ impl Env {
         if object.pointer("/metadata/resourceVersion").is_none() {
             object["metadata"]["resourceVersion"] = json!(self.version(&name));
         }
-        let reply = self
-            .kube
-            .request(
-                "PUT",
-                &self.flink_url(&name),
-                Some("application/json"),
-                object.to_string().into_bytes(),
-                Some(PAASTA_USER_AGENT),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(reply.code, 200, "{}", reply.body);
+        self.write_as_paasta("PUT", &self.flink_url(&name), &object, 200);
+    }
+
+    /// `paasta stop`: PaaSTA's API replaces the whole object with both
+    /// `desired_state` annotations set to `stop`.
+    fn stop_as_paasta(&self, mut object: Json) {
+        for key in ["paasta.yelp.com/desired_state", "yelp.com/desired_state"] {
+            object["metadata"]["annotations"][key] = json!("stop");
+        }
+        self.replace_as_paasta(object);
     }
 
     /// A hand edit: a JSON merge patch (`kubectl patch --type merge`).
@@ -785,17 +802,12 @@ impl Env {
     fn event_reasons(&self, object: &Json) -> Vec<String> {
         let name = text(object, "/metadata/name");
         let uid = text(object, "/metadata/uid");
-        let list = self.kube.ok(
-            "GET",
-            &format!(
-                "{}?fieldSelector={}",
-                events_path(&self.namespace),
-                query(&format!("involvedObject.name={name}"))
-            ),
-            None,
-            None,
-        );
-        items(&list)
+        self.kube
+            .select(
+                &events_path(&self.namespace),
+                "fieldSelector",
+                &format!("involvedObject.name={name}"),
+            )
             .iter()
             .filter(|e| e.pointer("/involvedObject/uid").and_then(Json::as_str) == Some(uid))
             .filter_map(|e| e["reason"].as_str().map(str::to_owned))
@@ -809,27 +821,16 @@ impl Env {
     }
 
     fn job(&self, name: &str) -> Option<Json> {
-        let reply = self.kube.get(&self.job_url(name));
-        match reply.code {
-            200 => Some(reply.body),
-            404 => None,
-            code => panic!("GET Job {name}: {code} {}", reply.body),
-        }
+        self.kube.object(&self.job_url(name))
     }
 
     /// The Jobs carrying this test's cluster label (shutdown Jobs copy it).
     fn jobs(&self) -> Vec<Json> {
-        let list = self.kube.ok(
-            "GET",
-            &format!(
-                "{}?labelSelector={}",
-                jobs_path(&self.namespace),
-                query(&format!("paasta.yelp.com/cluster={}", self.cluster))
-            ),
-            None,
-            None,
-        );
-        items(&list)
+        self.kube.select(
+            &jobs_path(&self.namespace),
+            "labelSelector",
+            &format!("paasta.yelp.com/cluster={}", self.cluster),
+        )
     }
 
     fn job_uids(&self) -> Vec<String> {
@@ -937,13 +938,7 @@ fn e2e_fresh_objects_are_ours_and_a_second_run_writes_nothing() {
     let Some(env) = Env::start("create") else {
         return;
     };
-    let (a, b) = (env.service("a"), env.service("b"));
-    env.add_service(&a, TWO, &["main", "canary"]);
-    env.add_service(
-        &b,
-        "main: {job_type: stateless, parallelism: 2.0}\n",
-        &["main"],
-    );
+    let (a, b) = env.add_a_and_b("main: {job_type: stateless, parallelism: 2.0}\n");
     let run = env.apply();
     assert_eq!(count(&run.stdout, "created"), 3, "{}", run.text());
 
@@ -986,16 +981,17 @@ fn e2e_fresh_objects_are_ours_and_a_second_run_writes_nothing() {
         "{main}"
     );
 
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let versions = env.versions(&refs);
+    let versions = env.versions(&names);
     let run = env.apply();
     assert_eq!(count(&run.stdout, "unchanged"), 3, "{}", run.text());
     assert_eq!(count(&run.stdout, "updated"), 0, "{}", run.text());
-    assert_eq!(env.versions(&refs), versions, "in sync: nothing is written");
-    let diff = env.run("diff", &["--exit-code"]);
-    assert_eq!(diff.code, 0, "{}", diff.text());
-    let scoped = env.run("diff", &["--exit-code", "--service", &a]);
-    assert_eq!(scoped.code, 0, "{}", scoped.text());
+    assert_eq!(
+        env.versions(&names),
+        versions,
+        "in sync: nothing is written"
+    );
+    env.assert_in_sync(&[]);
+    env.assert_in_sync(&["--service", &a]);
 }
 
 #[test]
@@ -1003,17 +999,10 @@ fn e2e_one_instance_edited_in_git_is_the_only_write() {
     let Some(env) = Env::start("oneedit") else {
         return;
     };
-    let (a, b) = (env.service("a"), env.service("b"));
-    env.add_service(&a, TWO, &["main", "canary"]);
-    env.add_service(
-        &b,
-        "main: {job_type: stateless, parallelism: 2}\n",
-        &["main"],
-    );
+    let (a, b) = env.add_a_and_b("main: {job_type: stateless, parallelism: 2}\n");
     env.apply();
     let untouched = [env.name(&a, "main"), env.name(&a, "canary")];
-    let refs: Vec<&str> = untouched.iter().map(String::as_str).collect();
-    let versions = env.versions(&refs);
+    let versions = env.versions(&untouched);
 
     env.write_instances(&b, "main: {job_type: stateless, parallelism: 4}\n");
     let run = env.apply();
@@ -1023,7 +1012,11 @@ fn e2e_one_instance_edited_in_git_is_the_only_write() {
         env.live(&env.name(&b, "main"))["spec"]["parallelism"],
         json!(4)
     );
-    assert_eq!(env.versions(&refs), versions, "the others are not written");
+    assert_eq!(
+        env.versions(&untouched),
+        versions,
+        "the others are not written"
+    );
 }
 
 #[test]
@@ -1031,8 +1024,7 @@ fn e2e_a_key_removed_in_git_is_removed_live() {
     let Some(env) = Env::start("removal") else {
         return;
     };
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main", "canary"]);
+    let a = env.add_two(&["main", "canary"]);
     env.apply();
     env.write_instances(
         &a,
@@ -1050,8 +1042,7 @@ fn e2e_a_key_removed_in_git_is_removed_live() {
         );
         assert_eq!(live["spec"]["taskmanager"]["instances"], json!(3));
     }
-    let diff = env.run("diff", &["--exit-code"]);
-    assert_eq!(diff.code, 0, "{}", diff.text());
+    env.assert_in_sync(&[]);
 }
 
 #[test]
@@ -1059,10 +1050,7 @@ fn e2e_a_hand_edit_is_reported_as_drift_and_corrected() {
     let Some(env) = Env::start("drift") else {
         return;
     };
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main"]);
-    env.apply();
-    let name = env.name(&a, "main");
+    let (_, name) = env.applied_main();
     let config_sha = env.live(&name)["metadata"]["labels"]["paasta.yelp.com/config_sha"].clone();
     env.merge_patch_as(
         "kubectl-edit",
@@ -1099,8 +1087,7 @@ fn e2e_a_hand_edit_is_reported_as_drift_and_corrected() {
             .contains(&"DriftCorrected".to_owned()),
         "a DriftCorrected Event"
     );
-    let clean = env.run("diff", &["--exit-code"]);
-    assert_eq!(clean.code, 0, "{}", clean.text());
+    env.assert_in_sync(&[]);
 }
 
 #[test]
@@ -1108,10 +1095,7 @@ fn e2e_foreign_annotations_and_the_operator_status_survive() {
     let Some(env) = Env::start("foreign") else {
         return;
     };
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main"]);
-    env.apply();
-    let name = env.name(&a, "main");
+    let (a, name) = env.applied_main();
     env.apply_as(
         "flink-operator",
         &json!({"apiVersion": "yelp.com/v1alpha1", "kind": "Flink",
@@ -1204,10 +1188,7 @@ fn e2e_paasta_created_objects_are_taken_over_without_a_write() {
 
     // `paasta stop`: PaaSTA's API replaces the whole object with both
     // desired_state annotations set; a stop is not drift.
-    let mut stopped = after.clone();
-    stopped["metadata"]["annotations"]["paasta.yelp.com/desired_state"] = json!("stop");
-    stopped["metadata"]["annotations"]["yelp.com/desired_state"] = json!("stop");
-    env.replace_as_paasta(stopped);
+    env.stop_as_paasta(after);
     let version = env.version(&name);
     let run = env.apply();
     assert_eq!(count(&run.stdout, "unchanged"), 1, "{}", run.text());
@@ -1244,8 +1225,7 @@ fn e2e_paasta_created_objects_are_taken_over_without_a_write() {
         "PaaSTA's ownership moved to ours: {}",
         live["metadata"]["managedFields"]
     );
-    let clean = env.run("diff", &["--exit-code"]);
-    assert_eq!(clean.code, 0, "{}", clean.text());
+    env.assert_in_sync(&[]);
 }
 
 #[test]
@@ -1253,14 +1233,8 @@ fn e2e_a_live_stop_is_kept_until_the_config_changes() {
     let Some(env) = Env::start("stop") else {
         return;
     };
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main"]);
-    env.apply();
-    let name = env.name(&a, "main");
-    let mut stopped = env.live(&name);
-    stopped["metadata"]["annotations"]["paasta.yelp.com/desired_state"] = json!("stop");
-    stopped["metadata"]["annotations"]["yelp.com/desired_state"] = json!("stop");
-    env.replace_as_paasta(stopped);
+    let (a, name) = env.applied_main();
+    env.stop_as_paasta(env.live(&name));
 
     let version = env.version(&name);
     env.apply();
@@ -1275,21 +1249,13 @@ fn e2e_a_live_stop_is_kept_until_the_config_changes() {
     env.apply();
     let live = env.live(&name);
     assert_eq!(live["spec"]["job_type"], json!("stateful"));
-    assert_eq!(
-        annotation(&live, "paasta.yelp.com/desired_state"),
-        Some("stop")
-    );
-    assert_eq!(annotation(&live, "yelp.com/desired_state"), Some("stop"));
+    assert_desired_state(&live, "stop");
 
     // A config change resets it to running, as PaaSTA does.
     env.write_instances(&a, &TWO.replace("instances: 2", "instances: 3"));
     env.apply();
     let live = env.live(&name);
-    assert_eq!(
-        annotation(&live, "paasta.yelp.com/desired_state"),
-        Some("running")
-    );
-    assert_eq!(annotation(&live, "yelp.com/desired_state"), Some("running"));
+    assert_desired_state(&live, "running");
 }
 
 #[test]
@@ -1297,8 +1263,7 @@ fn e2e_dry_run_stores_nothing() {
     let Some(env) = Env::start("dryrun") else {
         return;
     };
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main", "canary"]);
+    let a = env.add_two(&["main", "canary"]);
     let run = env.run("apply", &["--dry-run"]);
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(run.stdout.contains("dry run"), "{}", run.stdout);
@@ -1323,8 +1288,7 @@ fn e2e_diff_exit_codes_and_json_schema() {
     let Some(env) = Env::start("diff") else {
         return;
     };
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main", "canary"]);
+    let a = env.add_two(&["main", "canary"]);
     let pending = env.run("diff", &["--exit-code", "--output", "json"]);
     assert_eq!(pending.code, 1, "{}", pending.text());
     let plan: Json = serde_json::from_str(&pending.stdout).expect("json");
@@ -1333,8 +1297,7 @@ fn e2e_diff_exit_codes_and_json_schema() {
     assert!(env.flink_names().is_empty(), "diff never writes");
 
     env.apply();
-    let clean = env.run("diff", &["--exit-code"]);
-    assert_eq!(clean.code, 0, "{}", clean.text());
+    env.assert_in_sync(&[]);
 
     env.write_instances(&a, "main: [not, a, mapping]\n");
     let broken = env.run("diff", &["--exit-code"]);
@@ -1352,8 +1315,7 @@ fn e2e_an_unlabelled_object_with_our_name_is_never_touched() {
     let Some(env) = Env::start("unlabelled") else {
         return;
     };
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main", "canary"]);
+    let a = env.add_two(&["main", "canary"]);
     let name = env.name(&a, "main");
     env.create_unlabelled(&name, &json!({"x": 1}));
     let version = env.version(&name);
@@ -1385,8 +1347,7 @@ fn e2e_a_missing_namespace_is_created_when_configured() {
         &[],
         &format!("kinds: [{{file_prefix: flink, namespace: {namespace}}}]\n"),
     );
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main"]);
+    let a = env.add_two(&["main"]);
     let run = env.apply();
     assert!(
         run.stdout
@@ -1423,8 +1384,7 @@ fn e2e_a_missing_namespace_is_created_when_configured() {
 /// Service `a` with `main` and `canary` applied, then `canary` removed
 /// from git. Returns the service and both object names.
 fn with_canary_removed(env: &Env) -> (String, String, String) {
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main", "canary"]);
+    let a = env.add_two(&["main", "canary"]);
     env.apply();
     env.write_instances(&a, ONE);
     let (main, canary) = (env.name(&a, "main"), env.name(&a, "canary"));
@@ -1466,11 +1426,7 @@ fn e2e_prune_signals_waits_for_the_job_then_deletes() {
     let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
     let live = env.live(&canary);
-    assert_eq!(
-        annotation(&live, "paasta.yelp.com/desired_state"),
-        Some("stop")
-    );
-    assert_eq!(annotation(&live, "yelp.com/desired_state"), Some("stop"));
+    assert_desired_state(&live, "stop");
     assert!(
         annotation(&live, "flink-gitops/prune-requested-at").is_some(),
         "{live}"
@@ -1584,17 +1540,13 @@ fn e2e_an_instance_restored_mid_prune_runs_again_and_its_job_is_deleted() {
     assert_eq!(env.prune().code, 0);
     assert!(env.job(&job_name).is_some());
 
-    env.write_instances(&a, TWO);
+    env.write_instances(&a, &TWO);
     let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
     assert_eq!(count(&run.stdout, "updated"), 1, "{}", run.text());
     env.wait_job_gone(&job_name);
     let live = env.live(&canary);
-    assert_eq!(
-        annotation(&live, "paasta.yelp.com/desired_state"),
-        Some("running")
-    );
-    assert_eq!(annotation(&live, "yelp.com/desired_state"), Some("running"));
+    assert_desired_state(&live, "running");
     assert!(
         annotation(&live, "flink-gitops/prune-requested-at").is_none(),
         "{live}"
@@ -1603,8 +1555,7 @@ fn e2e_an_instance_restored_mid_prune_runs_again_and_its_job_is_deleted() {
         annotation(&live, "flink-gitops/prune-revision").is_none(),
         "{live}"
     );
-    let clean = env.run("diff", &["--exit-code"]);
-    assert_eq!(clean.code, 0, "{}", clean.text());
+    env.assert_in_sync(&[]);
 }
 
 #[test]
@@ -1612,16 +1563,13 @@ fn e2e_nothing_is_pruned_when_the_service_cannot_be_loaded() {
     let Some(env) = Env::start("prunebroken") else {
         return;
     };
-    let a = env.service("a");
-    env.add_service(&a, TWO, &["main", "canary"]);
+    let a = env.add_two(&["main", "canary"]);
     env.apply();
-    let names = env.flink_names();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let versions = env.versions(&refs);
+    let (names, versions) = env.all_versions();
     env.write_instances(&a, "main: {broken: [\n");
     let run = env.prune();
     assert_eq!(run.code, 1, "the broken file is an error: {}", run.text());
-    assert_eq!(env.versions(&refs), versions);
+    assert_eq!(env.versions(&names), versions);
     assert!(env.jobs().is_empty());
 }
 
@@ -1630,18 +1578,14 @@ fn e2e_nothing_is_pruned_from_an_empty_tree() {
     let Some(env) = Env::start("pruneempty") else {
         return;
     };
-    let (a, b) = (env.service("a"), env.service("b"));
-    env.add_service(&a, TWO, &["main", "canary"]);
-    env.add_service(&b, "main: {job_type: stateless}\n", &["main"]);
+    let (a, b) = env.add_a_and_b("main: {job_type: stateless}\n");
     env.apply();
-    let names = env.flink_names();
+    let (names, versions) = env.all_versions();
     assert_eq!(names.len(), 3);
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let versions = env.versions(&refs);
     env.remove_service(&a);
     env.remove_service(&b);
     let run = env.run("apply", &["--prune", "--allow-mass-prune"]);
-    assert_eq!(env.versions(&refs), versions, "{}", run.text());
+    assert_eq!(env.versions(&names), versions, "{}", run.text());
     assert!(env.jobs().is_empty(), "{}", run.text());
 }
 
@@ -1650,13 +1594,9 @@ fn e2e_a_mass_removal_is_blocked_until_confirmed_once() {
     let Some(env) = Env::start("massprune") else {
         return;
     };
-    let (a, b) = (env.service("a"), env.service("b"));
-    env.add_service(&a, TWO, &["main", "canary"]);
-    env.add_service(&b, "main: {job_type: stateless}\n", &["main"]);
+    let (a, _) = env.add_a_and_b("main: {job_type: stateless}\n");
     env.apply();
-    let names = env.flink_names();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let versions = env.versions(&refs);
+    let (names, versions) = env.all_versions();
     // Two of three instances at once is over the 25% guard.
     env.write_instances(&a, "");
     let blocked = env.prune();
@@ -1666,7 +1606,7 @@ fn e2e_a_mass_removal_is_blocked_until_confirmed_once() {
         "{}",
         blocked.stdout
     );
-    assert_eq!(env.versions(&refs), versions);
+    assert_eq!(env.versions(&names), versions);
     assert!(env.jobs().is_empty());
 
     let confirmed = env.run("apply", &["--prune", "--allow-mass-prune"]);

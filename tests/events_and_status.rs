@@ -6,7 +6,7 @@ mod support;
 use serde_json::{Value as Json, json};
 use std::process::Command;
 use support::fake_apiserver::{FLINK_NAMESPACE, FLINK_PLURAL, JOB_PLURAL, job_complete};
-use support::scenario::{Env, Run, WITHOUT_CANARY, path_str};
+use support::scenario::{Env, Run, WITHOUT_CANARY, events, path_str};
 
 /// The scenario environment with core/v1 Events and Pods served.
 fn env() -> Env {
@@ -16,20 +16,8 @@ fn env() -> Env {
     env
 }
 
-/// Events in the Flink namespace, oldest first, as (reason, involved name).
-fn events(env: &Env) -> Vec<Json> {
-    let mut events = env.server.objects("events", FLINK_NAMESPACE);
-    events.sort_by_key(|e| {
-        e["metadata"]["resourceVersion"]
-            .as_str()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    });
-    events
-}
-
 fn reasons_for(env: &Env, name: &str) -> Vec<String> {
-    events(env)
+    events(&env.server)
         .iter()
         .filter(|e| e["involvedObject"]["name"] == name)
         .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
@@ -49,11 +37,7 @@ fn status(env: &Env, extra: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .output()
         .expect("run flink-gitops");
-    Run {
-        code: output.status.code().expect("exit code"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8"),
-    }
+    Run::from_output(output)
 }
 
 /// `status` of alpha.<instance> in c1, planned against the scenario's soa-configs.
@@ -92,7 +76,7 @@ fn creates_updates_and_drift_corrections_are_recorded_on_the_resource() {
     let env = env();
     env.apply();
     let live = env.live("alpha-main");
-    let created: Vec<Json> = events(&env)
+    let created: Vec<Json> = events(&env.server)
         .into_iter()
         .filter(|e| e["involvedObject"]["name"] == "alpha-main")
         .collect();
@@ -142,7 +126,7 @@ fn creates_updates_and_drift_corrections_are_recorded_on_the_resource() {
         reasons_for(&env, "alpha-main"),
         ["Created", "Updated", "DriftCorrected"]
     );
-    let last = events(&env).pop().expect("an event");
+    let last = events(&env.server).pop().expect("an event");
     assert!(
         last["message"]
             .as_str()
@@ -151,9 +135,9 @@ fn creates_updates_and_drift_corrections_are_recorded_on_the_resource() {
     );
 
     // Nothing to do: no Event.
-    let before = events(&env).len();
+    let before = events(&env.server).len();
     env.apply();
-    assert_eq!(events(&env).len(), before);
+    assert_eq!(events(&env.server).len(), before);
 }
 
 #[test]
@@ -167,7 +151,7 @@ fn prune_requests_and_prunes_are_recorded() {
         reasons_for(&env, "alpha-canary"),
         ["Created", "PruneRequested"]
     );
-    let requested = events(&env).pop().expect("an event");
+    let requested = events(&env.server).pop().expect("an event");
     assert_eq!(requested["type"], "Normal");
     assert_eq!(requested["involvedObject"]["kind"], "Flink");
     assert!(
@@ -204,7 +188,7 @@ fn a_failed_shutdown_job_is_a_warning() {
         support::fake_apiserver::job_failed(),
     );
     env.run("apply", &["--prune"]);
-    let failed = events(&env).pop().expect("an event");
+    let failed = events(&env.server).pop().expect("an event");
     assert_eq!(failed["reason"], "PruneFailed");
     assert_eq!(failed["type"], "Warning");
     assert!(

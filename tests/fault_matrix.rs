@@ -8,18 +8,24 @@ mod support;
 
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::daemon_process::{
+    Daemon, NO_LEADER_ELECTION, PATIENCE, daemon_server as server, flink as object, sample, serial,
+    wait_for,
+};
 use support::fake_apiserver::{
     FLINK_NAMESPACE, FLINK_PLURAL, FakeApiServer, Fault, JOB_PLURAL, job_complete, job_running,
 };
+use support::git_repo::GitRepo as Repo;
 use support::scenario::{
-    ALPHA, BETA, Env, Run, SHA_A, SHA_B, WITHOUT_CANARY, deployments, path_str, summary_count,
+    ALPHA, Env, Run, SHA_B, WITHOUT_CANARY, deployments, path_str, summary_count, write_file,
+    write_soa_configs,
 };
 
 // ---------------------------------------------------------------------------
@@ -44,10 +50,6 @@ fn five_services() -> Env {
         );
     }
     env
-}
-
-fn object(server: &FakeApiServer, name: &str) -> Option<Json> {
-    server.object(FLINK_PLURAL, FLINK_NAMESPACE, name)
 }
 
 fn names(server: &FakeApiServer) -> Vec<String> {
@@ -125,281 +127,19 @@ fn patch_attempts(server: &FakeApiServer, name: &str) -> usize {
         .count()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
+/// The daemon (leader election off: it always writes), ready.
+fn start(server: &FakeApiServer, source: &str, extra: &str) -> Daemon {
+    let daemon = Daemon::start(server, source, NO_LEADER_ELECTION, extra);
+    daemon.wait_ready();
+    daemon
 }
 
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// The daemon tests run real processes with timing (debounce, intervals):
-/// one at a time, so a loaded 2-core machine does not starve them.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A git repository of soa-configs in a tempdir, changed with the git CLI.
-struct Repo {
-    dir: tempfile::TempDir,
-}
-
-impl Repo {
-    /// `alpha` (main, canary) and `beta_svc` (main), committed.
-    fn new() -> Self {
-        let repo = Repo {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        repo.git(&["init", "-q", "-b", "master"]);
-        repo.write("alpha/flink-c1.yaml", ALPHA);
-        repo.write(
-            "alpha/deployments.json",
-            &deployments(
-                "alpha",
-                &[("main", "c1.main", SHA_A), ("canary", "prod.canary", SHA_A)],
-            ),
-        );
-        repo.write("beta_svc/flink-c1.yaml", BETA);
-        repo.write(
-            "beta_svc/deployments.json",
-            &deployments("beta_svc", &[("main", "c1.main", SHA_B)]),
-        );
-        repo.commit("initial soa-configs");
-        repo
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.path().display())
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let output = Command::new("git")
-            .args(["-c", "user.name=dev", "-c", "user.email=dev@example.com"])
-            .args(args)
-            .current_dir(self.path())
-            .output()
-            .expect("git");
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-
-    fn write(&self, relative: &str, text: &str) {
-        let path = self.path().join(relative);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    }
-
-    fn commit(&self, message: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", message]);
-        self.head()
-    }
-
-    fn head(&self) -> String {
-        self.git(&["rev-parse", "HEAD"])
-    }
-
-    fn source(&self, cache: &Path, poll: &str, extra: &str) -> String {
-        format!(
-            "source: {{git: {{url: '{}', branch: master, cache_dir: '{}'{extra}}}, poll_interval: {poll}}}",
-            self.url(),
-            cache.display()
-        )
-    }
-}
-
-/// A `flink-gitops run` process (leader election off: it always writes),
-/// its stderr collected as it goes.
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(server: &FakeApiServer, source: &str, extra: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = server.write_kubeconfig(dir.path());
-        let port = free_port();
-        let config = format!(
-            "cluster: c1\ndocker_registry: registry.example:443\n{source}\n\
-             server: {{listen: '127.0.0.1:{port}'}}\nleader_election: {{enabled: false}}\n{extra}\n"
-        );
-        let config_path = dir.path().join("flink-gitops.yaml");
-        std::fs::write(&config_path, config).expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
-            .args(["run", "--config", path_str(&config_path)])
-            .args(["--kubeconfig", path_str(&kubeconfig)])
-            .env("RUST_LOG", "flink_gitops=info")
-            .env("NO_COLOR", "1")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the daemon");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Daemon {
-            child,
-            port,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        http(self.port, "GET", path, &[], b"")
-    }
-
-    fn post_hook(&self, headers: &[(&str, String)], body: &[u8]) -> Option<u16> {
-        http(self.port, "POST", "/hooks/push", headers, body).map(|(code, _)| code)
-    }
-
-    fn status(&self) -> Json {
-        self.get("/status")
-            .and_then(|(_, body)| serde_json::from_str(&body).ok())
-            .unwrap_or(Json::Null)
-    }
-
-    /// One scrape of `/metrics` (empty when unreachable).
-    fn metrics(&self) -> String {
-        self.get("/metrics")
-            .map(|(_, text)| text)
-            .unwrap_or_default()
-    }
-
-    /// [`sample`] from a fresh scrape.
-    fn metric(&self, name: &str, labels: &str) -> f64 {
-        sample(&self.metrics(), name, labels)
-    }
-
-    fn cycles(&self) -> f64 {
-        self.metric("flink_gitops_reconcile_duration_seconds_count", "")
-    }
-
-    fn wait_ready(&self) {
-        wait_for("/readyz", PATIENCE, || {
-            self.get("/readyz").is_some_and(|(code, _)| code == 200)
-        });
-    }
-
-    /// Waits until `n` more reconcile cycles than `after` have finished.
-    fn wait_cycles(&self, after: f64, n: f64) {
-        wait_for(&format!("{n} more reconcile cycles"), PATIENCE, || {
-            self.cycles() >= after + n
-        });
-    }
-
-    fn instance_action(&self, subject: &str) -> Option<String> {
-        self.status()["instances"]
-            .as_array()?
-            .iter()
-            .find(|i| i["subject"] == subject)
-            .and_then(|i| i["action"].as_str().map(str::to_owned))
-    }
-}
-
-/// The sum of the samples of metric `name` whose label text contains
-/// `labels` (every sample of it when empty).
-fn sample(metrics: &str, name: &str, labels: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.split([' ', '{']).next() == Some(name) && (labels.is_empty() || l.contains(labels))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal HTTP/1.1 client for loopback tests.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    // A server may answer (413) before reading a large body, then close.
-    let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((code, body))
-}
-
-/// The Flink kind, Jobs, `paasta-flinks`, and Events (so that the
-/// daemon's Events are recorded rather than logged as failures).
-fn server() -> FakeApiServer {
-    let server = FakeApiServer::with_flinks();
-    server.register_events();
-    server
+/// [`start`] on [`Repo::new`]'s soa-configs, once their three objects are
+/// applied.
+fn start_applied(server: &FakeApiServer, source: &str, extra: &str) -> Daemon {
+    let daemon = start(server, source, extra);
+    wait_for("the first apply", PATIENCE, || names(server).len() == 3);
+    daemon
 }
 
 /// A live object of service `alpha`, instance `old`, on cluster c1, as an
@@ -426,6 +166,13 @@ fn all_versions(server: &FakeApiServer) -> BTreeMap<String, String> {
             (name, version)
         })
         .collect()
+}
+
+/// Waits for the stop signal of a prune on `name`.
+fn wait_signalled(server: &FakeApiServer, name: &str) {
+    wait_for(&format!("{name} signalled"), PATIENCE, || {
+        annotations(server, name).get(REQUESTED_AT).is_some()
+    });
 }
 
 fn assert_untouched(server: &FakeApiServer, name: &str, version: &str) {
@@ -527,28 +274,12 @@ fn fault_file_truncated_mid_write_in_the_directory_source() {
     let _serial = serial();
     let server = server();
     let soa = tempfile::tempdir().expect("soa");
-    let write = |relative: &str, text: &str| {
-        let path: PathBuf = soa.path().join(relative);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
-    write("alpha/flink-c1.yaml", ALPHA);
-    write(
-        "alpha/deployments.json",
-        &deployments(
-            "alpha",
-            &[("main", "c1.main", SHA_A), ("canary", "prod.canary", SHA_A)],
-        ),
-    );
-    write("beta_svc/flink-c1.yaml", BETA);
-    write(
-        "beta_svc/deployments.json",
-        &deployments("beta_svc", &[("main", "c1.main", SHA_B)]),
-    );
+    let write = |relative: &str, text: &str| write_file(&soa.path().join(relative), text);
+    write_soa_configs(soa.path());
     write("gamma/flink-c1.yaml", "main: {job_type: stateless}\n");
     let gamma_deployments = deployments("gamma", &[("main", "c1.main", SHA_B)]);
     write("gamma/deployments.json", &gamma_deployments);
-    let daemon = Daemon::start(
+    let daemon = start(
         &server,
         &format!(
             "source: {{dir: '{}', poll_interval: 1h, debounce: 300ms}}",
@@ -556,7 +287,6 @@ fn fault_file_truncated_mid_write_in_the_directory_source() {
         ),
         "",
     );
-    daemon.wait_ready();
     wait_for("the first apply", PATIENCE, || names(&server).len() == 4);
     let versions: BTreeMap<&str, String> = ["alpha-main", "alpha-canary", "gamma-main"]
         .into_iter()
@@ -624,20 +354,36 @@ fn fault_file_truncated_mid_write_in_the_directory_source() {
 // Row 3: git fetch failure after a good revision
 // ---------------------------------------------------------------------------
 
-/// Starts the daemon on `repo`, waits for its first apply, breaks the remote
-/// (its path disappears: a removed mount, a moved repository), waits for two
-/// cycles with an orphan present, and checks that nothing was lost. Returns
-/// the daemon and where the remote was moved to.
-fn with_a_broken_remote(
-    server: &FakeApiServer,
-    repo: &Repo,
-    cache: &Path,
-) -> (Daemon, PathBuf, BTreeMap<String, String>) {
+/// The daemon on [`Repo::new`] after [`with_a_broken_remote`].
+struct BrokenRemote {
+    daemon: Daemon,
+    server: FakeApiServer,
+    repo: Repo,
+    /// Where the remote was moved to.
+    moved: PathBuf,
+    /// `resourceVersion` of every Flink object after the first apply.
+    versions: BTreeMap<String, String>,
+    _cache: tempfile::TempDir,
+}
+
+impl BrokenRemote {
+    /// The remote is back where it was.
+    fn restore(&self) {
+        std::fs::rename(&self.moved, self.repo.path()).expect("restore the remote");
+    }
+}
+
+/// Starts the daemon on a new [`Repo`], waits for its first apply, breaks
+/// the remote (its path disappears: a removed mount, a moved repository),
+/// waits for two cycles with an orphan present, and checks that nothing was
+/// lost.
+fn with_a_broken_remote() -> BrokenRemote {
+    let server = server();
+    let repo = Repo::new();
+    let cache = tempfile::tempdir().expect("cache");
     let good = repo.head();
-    let daemon = Daemon::start(server, &repo.source(cache, "300ms", ""), "");
-    daemon.wait_ready();
-    wait_for("the first apply", PATIENCE, || names(server).len() == 3);
-    let versions = all_versions(server);
+    let daemon = start_applied(&server, &repo.source(cache.path(), "300ms", ""), "");
+    let versions = all_versions(&server);
 
     let moved = repo.path().with_extension("moved");
     std::fs::rename(repo.path(), &moved).expect("remove the remote");
@@ -653,7 +399,7 @@ fn with_a_broken_remote(
 
     // An orphan appears while the source is broken: cycles go on with the
     // last good snapshot and see it, but prune nothing.
-    insert_orphan(server);
+    insert_orphan(&server);
     let cycles = daemon.cycles();
     daemon.wait_cycles(cycles, 2.0);
     assert_eq!(
@@ -661,71 +407,68 @@ fn with_a_broken_remote(
         1.0
     );
     assert_eq!(daemon.status()["source"]["healthy"], json!(false));
-    assert!(annotations(server, "alpha-old").get(REQUESTED_AT).is_none());
+    assert!(
+        annotations(&server, "alpha-old")
+            .get(REQUESTED_AT)
+            .is_none()
+    );
     for (name, version) in &versions {
-        assert_untouched(server, name, version);
+        assert_untouched(&server, name, version);
     }
-    assert!(jobs(server).is_empty());
-    assert!(deletes(server).is_empty());
-    (daemon, moved, versions)
+    assert!(jobs(&server).is_empty());
+    assert!(deletes(&server).is_empty());
+    BrokenRemote {
+        daemon,
+        server,
+        repo,
+        moved,
+        versions,
+        _cache: cache,
+    }
 }
 
 #[test]
 fn fault_git_fetch_failure_keeps_the_last_good_revision() {
     let _serial = serial();
-    let server = server();
-    let repo = Repo::new();
-    let cache = tempfile::tempdir().expect("cache");
-    let (daemon, moved, versions) = with_a_broken_remote(&server, &repo, cache.path());
+    let broken = with_a_broken_remote();
+    let (daemon, server, repo) = (&broken.daemon, &broken.server, &broken.repo);
 
     // The remote is back with a new commit: the source is healthy, beta's
     // change is applied, and only now is the orphan signalled (the control:
     // a healthy source does prune it).
-    std::fs::rename(&moved, repo.path()).expect("restore the remote");
+    broken.restore();
     repo.write(
         "beta_svc/flink-c1.yaml",
         "main: {job_type: stateless, parallelism: 8}\n",
     );
     let fixed = repo.commit("beta: eight");
-    wait_for("the orphan signalled", PATIENCE, || {
-        annotations(&server, "alpha-old")
-            .get(REQUESTED_AT)
-            .is_some()
-    });
+    wait_signalled(server, "alpha-old");
     // The status is published when the cycle ends, just after its writes.
-    wait_for("the status names the new commit", PATIENCE, || {
-        daemon.status()["revision"] == json!(fixed)
-    });
+    daemon.wait_revision(&fixed);
     assert_eq!(daemon.status()["source"]["healthy"], json!(true));
     assert_eq!(
-        object(&server, "beta--svc-main").expect("beta")["spec"]["parallelism"],
+        object(server, "beta--svc-main").expect("beta")["spec"]["parallelism"],
         json!(8)
     );
-    assert!(deletes(&server).is_empty(), "the Job has not completed");
+    assert!(deletes(server).is_empty(), "the Job has not completed");
     for name in ["alpha-main", "alpha-canary"] {
-        assert_untouched(&server, name, &versions[name]);
+        assert_untouched(server, name, &broken.versions[name]);
     }
 }
 
 #[test]
 fn fault_git_fetch_recovery_without_a_new_commit_reports_the_source_healthy() {
     let _serial = serial();
-    let server = server();
-    let repo = Repo::new();
-    let cache = tempfile::tempdir().expect("cache");
-    let (daemon, moved, _) = with_a_broken_remote(&server, &repo, cache.path());
+    let broken = with_a_broken_remote();
+    let (daemon, server) = (&broken.daemon, &broken.server);
 
     // The same remote comes back, the branch where it was.
-    std::fs::rename(&moved, repo.path()).expect("restore the remote");
+    broken.restore();
     wait_for("the source healthy again", PATIENCE, || {
         daemon.status()["source"]["healthy"] == json!(true)
     });
     assert_eq!(daemon.status()["source"]["error"], Json::Null);
-    wait_for("the orphan signalled", PATIENCE, || {
-        annotations(&server, "alpha-old")
-            .get(REQUESTED_AT)
-            .is_some()
-    });
+    wait_signalled(server, "alpha-old");
 }
 
 // ---------------------------------------------------------------------------
@@ -753,9 +496,7 @@ fn fault_force_push_to_an_unrelated_history_is_refused() {
     let repo = Repo::new();
     let good = repo.head();
     let cache = tempfile::tempdir().expect("cache");
-    let daemon = Daemon::start(&server, &repo.source(cache.path(), "300ms", ""), "");
-    daemon.wait_ready();
-    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
+    let daemon = start_applied(&server, &repo.source(cache.path(), "300ms", ""), "");
     let versions = all_versions(&server);
 
     let rewritten = force_push_unrelated_history(&repo);
@@ -785,28 +526,20 @@ fn fault_force_push_accepted_by_configuration_follows_the_prune_rules() {
     let server = server();
     let repo = Repo::new();
     let cache = tempfile::tempdir().expect("cache");
-    let daemon = Daemon::start(
+    let daemon = start_applied(
         &server,
         &repo.source(cache.path(), "300ms", ", accept_force_push: true"),
         "",
     );
-    daemon.wait_ready();
-    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
     let main_version = resource_version(&server, "alpha-main");
 
     let rewritten = force_push_unrelated_history(&repo);
     wait_for("the rewritten history applied", PATIENCE, || {
         object(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(6))
     });
-    wait_for("canary signalled", PATIENCE, || {
-        annotations(&server, "alpha-canary")
-            .get(REQUESTED_AT)
-            .is_some()
-    });
+    wait_signalled(&server, "alpha-canary");
     // The status is published when the cycle ends, just after its writes.
-    wait_for("the status names the rewritten head", PATIENCE, || {
-        daemon.status()["revision"] == json!(rewritten)
-    });
+    daemon.wait_revision(&rewritten);
     assert_eq!(daemon.status()["source"]["healthy"], json!(true));
     // One orphan of three is within the guard: the protocol starts (stop
     // signal and shutdown Job), and nothing is deleted before the Job
@@ -901,17 +634,13 @@ fn fault_empty_git_tree_prunes_nothing() {
     let server = server();
     let repo = Repo::new();
     let cache = tempfile::tempdir().expect("cache");
-    let daemon = Daemon::start(&server, &repo.source(cache.path(), "300ms", ""), "");
-    daemon.wait_ready();
-    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
+    let daemon = start_applied(&server, &repo.source(cache.path(), "300ms", ""), "");
     let versions = all_versions(&server);
     let initial = repo.head();
 
     repo.git(&["rm", "-rq", "."]);
     let empty = repo.commit("remove everything");
-    wait_for("the empty tree fetched", PATIENCE, || {
-        daemon.status()["revision"] == json!(empty)
-    });
+    daemon.wait_revision(&empty);
     let cycles = daemon.cycles();
     daemon.wait_cycles(cycles, 2.0);
     // Every object is seen without an instance, and none is pruned.
@@ -927,9 +656,7 @@ fn fault_empty_git_tree_prunes_nothing() {
     // The tree comes back: nothing to do, nothing was lost.
     repo.git(&["checkout", "-q", &initial, "--", "."]);
     let restored = repo.commit("restore everything");
-    wait_for("the restored tree fetched", PATIENCE, || {
-        daemon.status()["revision"] == json!(restored)
-    });
+    daemon.wait_revision(&restored);
     let cycles = daemon.cycles();
     daemon.wait_cycles(cycles, 1.0);
     assert_eq!(
@@ -1172,11 +899,7 @@ fn apply_with(env: &Env, kubeconfig: &Path, extra: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .output()
         .expect("run flink-gitops");
-    Run {
-        code: output.status.code().expect("exit code"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8"),
-    }
+    Run::from_output(output)
 }
 
 // ---------------------------------------------------------------------------
@@ -1185,8 +908,15 @@ fn apply_with(env: &Env, kubeconfig: &Path, extra: &[&str]) -> Run {
 
 /// Starts `apply --prune` on `env`, waits until the fake API server has
 /// received a request with `method` whose path contains `path_contains`, then kills the
-/// process (SIGKILL) while that request is held by a delay fault.
+/// process (SIGKILL) while that request is held (20 s, then a 503) by a
+/// delay fault.
 fn kill_during(env: &Env, method: &str, path_contains: &str) {
+    env.server.inject(
+        Fault::status(503)
+            .method(method)
+            .path(path_contains)
+            .with_delay(Duration::from_secs(20)),
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
         .args(["apply", "--prune", "--soa-dir", path_str(&env.path("soa"))])
         .args(["--config", path_str(&env.path("flink-gitops.yaml"))])
@@ -1220,12 +950,6 @@ fn fault_killed_between_stop_signal_and_delete_resumes_the_prune() {
 
     // Killed right after the stop signal, while the Job is being created
     // (the create is held, then fails: the Job never exists).
-    env.server.inject(
-        Fault::status(503)
-            .method("POST")
-            .path("/jobs")
-            .with_delay(Duration::from_secs(20)),
-    );
     kill_during(&env, "POST", "/jobs");
     assert_eq!(signals(&env.server), 1);
     let signalled_at = requested_at(&env).expect("the stop signal was written");
@@ -1259,12 +983,6 @@ fn fault_killed_between_stop_signal_and_delete_resumes_the_prune() {
     env.server
         .set_job_status(FLINK_NAMESPACE, "alpha-canary-shutdown", job_complete());
     env.server.clear_requests();
-    env.server.inject(
-        Fault::status(503)
-            .method("DELETE")
-            .path("/flinks/alpha-canary")
-            .with_delay(Duration::from_secs(20)),
-    );
     kill_during(&env, "DELETE", "/flinks/alpha-canary");
     assert!(object(&env.server, "alpha-canary").is_some());
     assert_eq!(signals(&env.server), 0);
@@ -1353,7 +1071,7 @@ fn fault_webhook_receiver_down_never_slows_the_daemon() {
     let server = server();
     let repo = Repo::new();
     let cache = tempfile::tempdir().expect("cache");
-    let daemon = Daemon::start(
+    let daemon = start_applied(
         &server,
         &repo.source(cache.path(), "300ms", ""),
         &format!(
@@ -1361,8 +1079,6 @@ fn fault_webhook_receiver_down_never_slows_the_daemon() {
             closed_port_url()
         ),
     );
-    daemon.wait_ready();
-    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
     // Three `applied` events for a queue of one behind a stuck delivery.
     wait_for("the drop logged", PATIENCE, || {
         daemon
@@ -1381,9 +1097,7 @@ fn fault_webhook_receiver_down_never_slows_the_daemon() {
                 .is_some_and(|o| o["spec"]["parallelism"] == json!(parallelism))
         });
         // The cycle ends (and is counted) just after its writes.
-        wait_for("the status names the commit", PATIENCE, || {
-            daemon.status()["revision"] == json!(head)
-        });
+        daemon.wait_revision(&head);
     }
     // No cycle waited on the receiver: each delivery attempt is followed
     // by up to seconds of backoff, ten attempts per event.
@@ -1454,7 +1168,7 @@ fn fault_push_hooks_refused_or_replayed_trigger_nothing_stale() {
     let generic = secrets.path().join("generic");
     std::fs::write(&github, "gh-secret\n").expect("secret");
     std::fs::write(&generic, "generic-secret\n").expect("secret");
-    let daemon = Daemon::start(
+    let daemon = start_applied(
         &server,
         &repo.source(cache.path(), "1h", ""),
         &format!(
@@ -1463,8 +1177,6 @@ fn fault_push_hooks_refused_or_replayed_trigger_nothing_stale() {
             generic.display()
         ),
     );
-    daemon.wait_ready();
-    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
     let cycles = daemon.cycles();
     let beta = resource_version(&server, "beta--svc-main");
 
@@ -1551,9 +1263,7 @@ fn fault_push_hooks_refused_or_replayed_trigger_nothing_stale() {
     wait_for("the newer commit applied", PATIENCE, || {
         object(&server, "beta--svc-main").is_some_and(|o| o["spec"]["parallelism"] == json!(10))
     });
-    wait_for("the status names the newer commit", PATIENCE, || {
-        daemon.status()["revision"] == json!(newer)
-    });
+    daemon.wait_revision(&newer);
     // Replayed once more, with nothing new: a fetch, no cycle, no write.
     let cycles = daemon.cycles();
     let beta = resource_version(&server, "beta--svc-main");

@@ -1,6 +1,8 @@
 //! The git source against real repositories made with the `git` CLI, served
 //! over `file://` and over `git daemon` on 127.0.0.1.
 
+mod support;
+
 use flink_gitops::config::daemon_settings::{GitCredentials, GitSettings};
 use flink_gitops::source::FileSelection;
 use flink_gitops::source::git::{FetchOutcome, GitError, GitSource, GitUpdate};
@@ -11,34 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Runs `git` in `dir` with a fixed identity and no user configuration.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=Test Author",
-            "-c",
-            "user.email=author@example.com",
-            "-c",
-            "init.defaultBranch=master",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("run git");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
+use support::daemon_process::free_port;
+use support::git_repo::git;
 
 /// A working repository (`<tmp>/soa`) that tests commit to, and a cache
 /// directory for the source.
@@ -134,14 +110,6 @@ fn updated(outcome: Result<FetchOutcome, GitError>) -> GitUpdate {
 
 fn set(names: &[&str]) -> Option<BTreeSet<String>> {
     Some(names.iter().map(|name| (*name).to_owned()).collect())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// `git daemon` exporting the fixture's temp dir; killed on drop.

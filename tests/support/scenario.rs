@@ -4,7 +4,7 @@
 use super::fake_apiserver::{FLINK_NAMESPACE, FLINK_PLURAL, FakeApiServer};
 use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 pub const ALPHA: &str = "\
 _base: &base
@@ -55,10 +55,63 @@ pub fn deployments(service: &str, entries: &[(&str, &str, &str)]) -> String {
     json!({"v1": {}, "v2": {"deployments": groups, "controls": controls}}).to_string()
 }
 
+/// Writes `text` to `path`, creating its parent directories.
+pub fn write_file(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+/// The scenario's soa-configs under `root`: `alpha` ([`ALPHA`], main and
+/// canary on [`SHA_A`]) and `beta_svc` ([`BETA`], main on [`SHA_B`]).
+pub fn write_soa_configs(root: &Path) {
+    let write = |relative: &str, text: &str| write_file(&root.join(relative), text);
+    write("alpha/flink-c1.yaml", ALPHA);
+    write(
+        "alpha/deployments.json",
+        &deployments(
+            "alpha",
+            &[("main", "c1.main", SHA_A), ("canary", "prod.canary", SHA_A)],
+        ),
+    );
+    write("beta_svc/flink-c1.yaml", BETA);
+    write(
+        "beta_svc/deployments.json",
+        &deployments("beta_svc", &[("main", "c1.main", SHA_B)]),
+    );
+}
+
+/// The Events in the Flink namespace, oldest first (by `resourceVersion`).
+pub fn events(server: &FakeApiServer) -> Vec<Json> {
+    let mut events = server.objects("events", FLINK_NAMESPACE);
+    events.sort_by_key(|e| {
+        e["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    events
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Run {
+    /// The exit code and the UTF-8 output of a finished process.
+    pub fn from_output(output: Output) -> Run {
+        Run {
+            code: output.status.code().expect("exit code"),
+            stdout: String::from_utf8(output.stdout).expect("utf-8"),
+            stderr: String::from_utf8(output.stderr).expect("utf-8"),
+        }
+    }
+
+    /// Both outputs, for an assertion message.
+    pub fn text(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
+    }
 }
 
 pub struct Env {
@@ -77,19 +130,7 @@ impl Env {
             dir,
             kubeconfig,
         };
-        env.write("soa/alpha/flink-c1.yaml", ALPHA);
-        env.write(
-            "soa/alpha/deployments.json",
-            &deployments(
-                "alpha",
-                &[("main", "c1.main", SHA_A), ("canary", "prod.canary", SHA_A)],
-            ),
-        );
-        env.write("soa/beta_svc/flink-c1.yaml", BETA);
-        env.write(
-            "soa/beta_svc/deployments.json",
-            &deployments("beta_svc", &[("main", "c1.main", SHA_B)]),
-        );
+        write_soa_configs(&env.path("soa"));
         env.write(
             "flink-gitops.yaml",
             "cluster: c1\ndocker_registry: registry.example:443\napply:\n  retry_attempts: 3\n",
@@ -102,9 +143,7 @@ impl Env {
     }
 
     pub fn write(&self, relative: &str, text: &str) {
-        let path = self.path(relative);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
+        write_file(&self.path(relative), text);
     }
 
     pub fn run(&self, command: &str, extra: &[&str]) -> Run {
@@ -118,11 +157,7 @@ impl Env {
             .env_remove("KUBECONFIG")
             .output()
             .expect("run flink-gitops");
-        Run {
-            code: output.status.code().expect("exit code"),
-            stdout: String::from_utf8(output.stdout).expect("utf-8"),
-            stderr: String::from_utf8(output.stderr).expect("utf-8"),
-        }
+        Run::from_output(output)
     }
 
     pub fn apply(&self) -> Run {
