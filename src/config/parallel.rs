@@ -6,80 +6,118 @@
 //! run whatever the number of threads.
 
 use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Parts per thread: threads claim parts one at a time, so a thread that
+/// gets less CPU (or slower items) than another does fewer parts instead of
+/// keeping the others waiting at the end.
+const PARTS_PER_THREAD: usize = 8;
+
+/// How many threads for `len` items: up to `available_parallelism()`, with
+/// at least `min_per_thread` items each.
+fn thread_count(len: usize, min_per_thread: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(len / min_per_thread.max(1))
+        .max(1)
+}
+
+/// Runs `work(part)` for every part index below `parts` on `threads`
+/// threads (this one included), each claiming the next unclaimed part, and
+/// returns the results in part order. A panic in a worker is resumed here.
+fn run_parts<R, W>(parts: usize, threads: usize, work: W) -> Vec<R>
+where
+    R: Send,
+    W: Fn(usize) -> R + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let claim = || {
+        let mut done: Vec<(usize, R)> = Vec::new();
+        loop {
+            let part = next.fetch_add(1, Ordering::Relaxed);
+            if part >= parts {
+                return done;
+            }
+            done.push((part, work(part)));
+        }
+    };
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(parts).collect();
+    std::thread::scope(|scope| {
+        let claim = &claim;
+        let workers: Vec<_> = (1..threads).map(|_| scope.spawn(claim)).collect();
+        for (part, result) in claim() {
+            slots[part] = Some(result);
+        }
+        for worker in workers {
+            match worker.join() {
+                Ok(done) => {
+                    for (part, result) in done {
+                        slots[part] = Some(result);
+                    }
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    // Every part below `parts` was claimed exactly once.
+    slots.into_iter().flatten().collect()
+}
 
 /// `items.iter().map(f).collect()`, computed by up to
-/// `available_parallelism()` threads, each taking a contiguous part of at
-/// least `min_per_thread` items. A panic in a worker is resumed here.
+/// `available_parallelism()` threads (at least `min_per_thread` items per
+/// thread), which take contiguous parts of the items as they become free. A
+/// panic in a worker is resumed here.
 pub(crate) fn map_in_order<T, R, F>(items: &[T], min_per_thread: usize, f: F) -> Vec<R>
 where
     T: Sync,
     R: Send,
     F: Fn(&T) -> R + Sync,
 {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, NonZeroUsize::get)
-        .min(items.len() / min_per_thread.max(1))
-        .max(1);
+    let threads = thread_count(items.len(), min_per_thread);
     if threads == 1 {
         return items.iter().map(&f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    let (first, rest) = items.split_at(chunk);
-    std::thread::scope(|scope| {
-        let f = &f;
-        let workers: Vec<_> = rest
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        let mut results: Vec<R> = Vec::with_capacity(items.len());
-        results.extend(first.iter().map(f));
-        for worker in workers {
-            match worker.join() {
-                Ok(part) => results.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        results
-    })
+    let chunk = items.len().div_ceil(threads * PARTS_PER_THREAD).max(1);
+    let parts: Vec<&[T]> = items.chunks(chunk).collect();
+    let done = run_parts(parts.len(), threads, |part| {
+        parts[part].iter().map(&f).collect::<Vec<R>>()
+    });
+    let mut results: Vec<R> = Vec::with_capacity(items.len());
+    for part in done {
+        results.extend(part);
+    }
+    results
 }
 
 /// [`map_in_order`] for items that the workers consume.
-pub(crate) fn map_in_order_owned<T, R, F>(mut items: Vec<T>, min_per_thread: usize, f: F) -> Vec<R>
+pub(crate) fn map_in_order_owned<T, R, F>(items: Vec<T>, min_per_thread: usize, f: F) -> Vec<R>
 where
     T: Send,
     R: Send,
     F: Fn(T) -> R + Sync,
 {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, NonZeroUsize::get)
-        .min(items.len() / min_per_thread.max(1))
-        .max(1);
+    let threads = thread_count(items.len(), min_per_thread);
     if threads == 1 {
         return items.into_iter().map(&f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    let mut parts: Vec<Vec<T>> = Vec::with_capacity(threads);
-    while items.len() > chunk {
-        let rest = items.split_off(chunk);
-        parts.push(std::mem::replace(&mut items, rest));
+    let len = items.len();
+    let chunk = len.div_ceil(threads * PARTS_PER_THREAD).max(1);
+    let mut parts: Vec<Mutex<Vec<T>>> = Vec::with_capacity(len.div_ceil(chunk));
+    let mut items = items.into_iter();
+    while items.len() > 0 {
+        parts.push(Mutex::new(items.by_ref().take(chunk).collect()));
     }
-    parts.push(items);
-    let mut parts = parts.into_iter();
-    let first = parts.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        let f = &f;
-        let workers: Vec<_> = parts
-            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        let mut results: Vec<R> = first.into_iter().map(f).collect();
-        for worker in workers {
-            match worker.join() {
-                Ok(part) => results.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        results
-    })
+    let done = run_parts(parts.len(), threads, |part| {
+        // Each part is claimed once, so its lock is never contended.
+        let items = std::mem::take(&mut *parts[part].lock().unwrap_or_else(|e| e.into_inner()));
+        items.into_iter().map(&f).collect::<Vec<R>>()
+    });
+    let mut results: Vec<R> = Vec::with_capacity(len);
+    for part in done {
+        results.extend(part);
+    }
+    results
 }
 
 #[cfg(test)]

@@ -43,9 +43,31 @@ pub enum ScalarError {
 /// payload bit is the only difference from [`f64::NAN`].
 pub const FRESH_NAN_BITS: u64 = 0x7ff8_0000_0000_0001;
 
-static BOOL: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$")
-});
+/// PyYAML's bool resolver, `^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`.
+fn is_bool(text: &str) -> bool {
+    matches!(
+        text,
+        "yes"
+            | "Yes"
+            | "YES"
+            | "no"
+            | "No"
+            | "NO"
+            | "true"
+            | "True"
+            | "TRUE"
+            | "false"
+            | "False"
+            | "FALSE"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+    )
+}
+
 static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
     regex(concat!(
         r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?",
@@ -64,7 +86,10 @@ static INT: LazyLock<Regex> = LazyLock::new(|| {
         r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
     ))
 });
-static NULL: LazyLock<Regex> = LazyLock::new(|| regex(r"^(?:~|null|Null|NULL|)$"));
+/// PyYAML's null resolver, `^(?:~|null|Null|NULL|)$`.
+fn is_null(text: &str) -> bool {
+    matches!(text, "~" | "null" | "Null" | "NULL" | "")
+}
 static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
     regex(concat!(
         r"^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]",
@@ -84,28 +109,65 @@ fn regex(pattern: &str) -> Regex {
 /// candidate resolvers are chosen by the first character, in PyYAML's order
 /// (bool, float, int, merge, null, timestamp, value).
 pub fn resolve_plain(text: &str) -> Result<Scalar, ScalarError> {
+    Ok(resolve_typed(text)?.unwrap_or_else(|| Scalar::Str(text.to_owned())))
+}
+
+/// What [`resolve_plain`] resolves `text` to, `None` for a string.
+fn resolve_typed(text: &str) -> Result<Option<Scalar>, ScalarError> {
     let first = text.chars().next();
     match first {
-        None => return Ok(Scalar::Null),
-        Some('y' | 'Y' | 'n' | 'N' | 't' | 'T' | 'f' | 'F' | 'o' | 'O') if BOOL.is_match(text) => {
-            return Ok(Scalar::Bool(construct_bool(text)));
+        None => return Ok(Some(Scalar::Null)),
+        Some('y' | 'Y' | 'n' | 'N' | 't' | 'T' | 'f' | 'F' | 'o' | 'O') if is_bool(text) => {
+            return Ok(Some(Scalar::Bool(construct_bool(text))));
+        }
+        // Most plain scalars are words (keys, names): no other resolver can
+        // match a scalar that starts with a letter other than those above.
+        Some('a'..='z' | 'A'..='Z' | '_') => {
+            return Ok(match first {
+                Some('n' | 'N') if is_null(text) => Some(Scalar::Null),
+                _ => None,
+            });
         }
         _ => {}
     }
+    // A decimal integer without sign, underscores or leading zero
+    // (`4096`): INT's `[1-9][0-9_]*` matches, FLOAT needs a `.`, so it is
+    // an int; short ones are parsed here without the regexes.
+    if let Some(value) = small_decimal(text) {
+        return Ok(Some(Scalar::Int(value)));
+    }
     let numeric_start = matches!(first, Some('-' | '+' | '0'..='9' | '.'));
     if numeric_start && FLOAT.is_match(text) {
-        return Ok(Scalar::Float(construct_float(text)));
+        return Ok(Some(Scalar::Float(construct_float(text))));
     }
     if numeric_start && first != Some('.') && INT.is_match(text) {
-        return construct_int(text).map(Scalar::Int);
+        return construct_int(text).map(|i| Some(Scalar::Int(i)));
     }
-    match first {
-        Some('<') if text == "<<" => Ok(Scalar::Merge),
-        Some('~' | 'n' | 'N') if NULL.is_match(text) => Ok(Scalar::Null),
-        Some('0'..='9') if TIMESTAMP.is_match(text) => Ok(Scalar::Timestamp(text.to_owned())),
-        Some('=') if text == "=" => Ok(Scalar::ValueKey),
-        _ => Ok(Scalar::Str(text.to_owned())),
+    Ok(match first {
+        Some('<') if text == "<<" => Some(Scalar::Merge),
+        Some('~' | 'n' | 'N') if is_null(text) => Some(Scalar::Null),
+        Some('0'..='9') if TIMESTAMP.is_match(text) => Some(Scalar::Timestamp(text.to_owned())),
+        Some('=') if text == "=" => Some(Scalar::ValueKey),
+        _ => None,
+    })
+}
+
+/// `text` as an integer when it is 1 to 18 ASCII digits, the first not `0`
+/// unless it is the only one.
+fn small_decimal(text: &str) -> Option<i128> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > 18
+        || (bytes[0] == b'0' && bytes.len() > 1)
+        || !bytes.iter().all(u8::is_ascii_digit)
+    {
+        return None;
     }
+    Some(
+        bytes
+            .iter()
+            .fold(0i128, |value, digit| value * 10 + i128::from(digit - b'0')),
+    )
 }
 
 /// Constructs a scalar carrying an explicit core tag (`!!int "0x10"`), as

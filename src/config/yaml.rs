@@ -13,6 +13,7 @@
 
 use super::scalar::{self, Scalar, ScalarError};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -85,7 +86,10 @@ impl NodeValue {
 #[derive(Debug, Clone, Default)]
 pub struct Mapping {
     entries: Vec<(Node, Node)>,
-    index: Option<HashMap<KeyId, usize>>,
+    /// Boxed: nearly every mapping has none, and a `Node` holding a mapping
+    /// stays small (nodes are moved and copied a lot).
+    #[allow(clippy::box_collection)]
+    index: Option<Box<HashMap<KeyId, usize>>>,
 }
 
 impl PartialEq for Mapping {
@@ -176,13 +180,18 @@ impl Mapping {
         if matches!(key, KeyRef::Unique) {
             return None;
         }
-        match &self.index {
-            Some(index) => index.get(&key.id(usize::MAX)).copied(),
-            None => self
-                .entries
-                .iter()
-                .position(|(k, _)| key.same(KeyRef::of(&k.value))),
+        if let Some(index) = &self.index {
+            return index.get(&key.id(usize::MAX)).copied();
         }
+        // The common case: a string key only ever equals a string key.
+        if let KeyRef::Str(text) = key {
+            return self.entries.iter().position(
+                |(k, _)| matches!(&k.value, NodeValue::Str(other) if other.as_str() == text),
+            );
+        }
+        self.entries
+            .iter()
+            .position(|(k, _)| key.same(KeyRef::of(&k.value)))
     }
 
     /// Inserts like a Python dict: a repeated key keeps its first position and
@@ -204,7 +213,7 @@ impl Mapping {
                 .map(|(i, (k, _))| (KeyRef::of(&k.value).id(i), i))
                 .collect();
             index.insert(key_ref.id(position), position);
-            self.index = Some(index);
+            self.index = Some(Box::new(index));
         }
         self.entries.push((key, value));
     }
@@ -316,6 +325,16 @@ pub fn load(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
 /// controls other than tab and line breaks, DEL, C1 controls other than NEL,
 /// surrogates, U+FFFE/U+FFFF); PyYAML fails on such files, so we do too.
 fn check_characters(text: &str) -> Result<(), LoadError> {
+    // Nearly every file is printable ASCII: one pass over the bytes decides
+    // (blocks without an early exit, which the compiler vectorises).
+    let printable_ascii = text.as_bytes().chunks(64).all(|block| {
+        block.iter().fold(true, |ok, &b| {
+            ok & ((b' '..=b'~').contains(&b) | (b == b'\t') | (b == b'\n') | (b == b'\r'))
+        })
+    });
+    if printable_ascii {
+        return Ok(());
+    }
     let mut line = 1;
     let mut column = 1;
     for c in text.chars() {
@@ -348,12 +367,14 @@ struct Composer<'a> {
     limits: Limits,
 }
 
-type Next<'a> = (Event<'a>, Span);
+/// An event and where it starts (the span is not kept: it is three times
+/// the size, and events are moved a lot).
+type Next<'a> = (Event<'a>, Mark);
 
 impl<'a> Composer<'a> {
     fn next(&mut self) -> Result<Next<'a>, LoadError> {
         match self.parser.next_event() {
-            Some(Ok(event)) => Ok(event),
+            Some(Ok((event, span))) => Ok((event, Mark::from_span(&span))),
             Some(Err(e)) => Err(LoadError::new(
                 Mark {
                     line: e.marker().line(),
@@ -371,24 +392,24 @@ impl<'a> Composer<'a> {
     fn stream(&mut self) -> Result<Option<Node>, LoadError> {
         let mut document: Option<Node> = None;
         loop {
-            let (event, span) = self.next()?;
+            let (event, mark) = self.next()?;
             match event {
                 Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
                 Event::StreamEnd => return Ok(document),
                 Event::DocumentStart(_) => {
                     if document.is_some() {
                         return Err(LoadError::new(
-                            Mark::from_span(&span),
+                            mark,
                             "expected a single document in the file, found another one here",
                         ));
                     }
-                    let (event, span) = self.next()?;
-                    let (node, _) = self.value_node(event, span, 0)?;
+                    let (event, mark) = self.next()?;
+                    let (node, _) = self.value_node(event, mark, 0)?;
                     document = Some(node);
                 }
                 other => {
                     return Err(LoadError::new(
-                        Mark::from_span(&span),
+                        mark,
                         format!("unexpected YAML event {other:?}"),
                     ));
                 }
@@ -400,11 +421,10 @@ impl<'a> Composer<'a> {
     fn value_node(
         &mut self,
         event: Event<'a>,
-        span: Span,
+        mark: Mark,
         depth: usize,
     ) -> Result<(Node, usize), LoadError> {
-        let mark = Mark::from_span(&span);
-        let (node, count, role) = self.node(event, span, depth)?;
+        let (node, count, role) = self.node(event, mark, depth)?;
         match role {
             Role::Ordinary => Ok((node, count)),
             Role::Merge => Err(LoadError::new(
@@ -423,10 +443,9 @@ impl<'a> Composer<'a> {
     fn node(
         &mut self,
         event: Event<'a>,
-        span: Span,
+        mark: Mark,
         depth: usize,
     ) -> Result<(Node, usize, Role), LoadError> {
-        let mark = Mark::from_span(&span);
         match event {
             Event::Alias(id) => {
                 let (node, count) = self
@@ -457,7 +476,7 @@ impl<'a> Composer<'a> {
                         ),
                     ));
                 }
-                let (value, role) = scalar_value(&text, style, tag.as_deref())
+                let (value, role) = scalar_value(text, style, tag.as_deref())
                     .map_err(|e| LoadError::new(mark, e.to_string()))?;
                 let node = Node { value, mark };
                 self.remember(anchor, &node, 1);
@@ -475,11 +494,11 @@ impl<'a> Composer<'a> {
                 let mut items = Vec::new();
                 let mut count = 1;
                 loop {
-                    let (event, span) = self.next()?;
+                    let (event, mark) = self.next()?;
                     if matches!(event, Event::SequenceEnd) {
                         break;
                     }
-                    let (item, item_count) = self.value_node(event, span, depth + 1)?;
+                    let (item, item_count) = self.value_node(event, mark, depth + 1)?;
                     count += item_count;
                     items.push(item);
                 }
@@ -533,17 +552,21 @@ impl<'a> Composer<'a> {
     /// Reads key/value pairs up to `MappingEnd` and applies PyYAML's merge rules.
     fn mapping(&mut self, depth: usize) -> Result<(Mapping, usize), LoadError> {
         let mut merged: Vec<(Node, Node)> = Vec::new();
-        let mut explicit: Vec<(Node, Node)> = Vec::new();
+        // The explicit pairs go straight into a mapping: inserting them
+        // after the merged pairs gives the same dict whether or not their
+        // duplicates were collapsed first (first position and key node, last
+        // value), and nearly every mapping has no merge.
+        let mut explicit = Mapping::default();
         let mut count = 1;
         loop {
-            let (event, span) = self.next()?;
+            let (event, mark) = self.next()?;
             if matches!(event, Event::MappingEnd) {
                 break;
             }
-            let key_mark = Mark::from_span(&span);
-            let (key, key_count, role) = self.node(event, span, depth + 1)?;
-            let (event, span) = self.next()?;
-            let (value, value_count) = self.value_node(event, span, depth + 1)?;
+            let key_mark = mark;
+            let (key, key_count, role) = self.node(event, mark, depth + 1)?;
+            let (event, mark) = self.next()?;
+            let (value, value_count) = self.value_node(event, mark, depth + 1)?;
             count += key_count + value_count;
             if role == Role::Merge {
                 merged.extend(merge_sources(value)?);
@@ -558,10 +581,13 @@ impl<'a> Composer<'a> {
                     ),
                 ));
             }
-            explicit.push((key, value));
+            explicit.insert(key, value);
+        }
+        if merged.is_empty() {
+            return Ok((explicit, count));
         }
         let mut mapping = Mapping::default();
-        for (key, value) in merged.into_iter().chain(explicit) {
+        for (key, value) in merged.into_iter().chain(explicit.into_entries()) {
             mapping.insert(key, value);
         }
         Ok((mapping, count))
@@ -700,8 +726,19 @@ fn resolve_non_specific(text: &str) -> Result<Scalar, ScalarError> {
     }
 }
 
+/// A string of exactly the scalar's length. saphyr-parser's owned scalars
+/// keep a lot of spare capacity (a plain scalar reserves its read-ahead
+/// buffer): kept in the tree, that spare room would stay allocated until the
+/// resources are written.
+fn exact_string(text: Cow<'_, str>) -> String {
+    match text {
+        Cow::Owned(owned) if owned.capacity() == owned.len() => owned,
+        other => other.as_ref().to_owned(),
+    }
+}
+
 fn scalar_value(
-    text: &str,
+    text: Cow<'_, str>,
     style: ScalarStyle,
     tag: Option<&Tag>,
 ) -> Result<(NodeValue, Role), ScalarError> {
@@ -711,16 +748,16 @@ fn scalar_value(
         Some(TagKind::NonSpecific) if style == ScalarStyle::Plain && text.is_empty() => {
             Scalar::Str(String::new())
         }
-        Some(TagKind::NonSpecific) => resolve_non_specific(text)?,
-        Some(TagKind::Core(core)) => scalar::construct_tagged(core, text)?,
+        Some(TagKind::NonSpecific) => resolve_non_specific(&text)?,
+        Some(TagKind::Core(core)) => scalar::construct_tagged(core, &text)?,
         Some(TagKind::Other(name)) => {
             return Err(ScalarError::BadTaggedValue {
                 text: format!("{name} {text}"),
                 tag: "tag PyYAML's SafeLoader knows",
             });
         }
-        None if style == ScalarStyle::Plain => scalar::resolve_plain(text)?,
-        None => Scalar::Str(text.to_owned()),
+        None if style == ScalarStyle::Plain => scalar::resolve_plain(&text)?,
+        None => Scalar::Str(exact_string(text)),
     };
     Ok(match scalar {
         Scalar::Null => (NodeValue::Null, Role::Ordinary),

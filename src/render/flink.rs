@@ -139,9 +139,15 @@ fn dashboard_base_url(settings: &Settings, cluster: &str) -> String {
 #[must_use]
 pub fn config_hash(resource: &Value) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut json = String::with_capacity(4096);
-    python_json::dumps_into(&mut json, resource);
-    let digest = Md5::digest(json.as_bytes());
+    thread_local! {
+        // One buffer per thread, reused for every resource it hashes.
+        static JSON: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    let digest = JSON.with_borrow_mut(|json| {
+        json.clear();
+        python_json::dumps_into(json, resource);
+        Md5::digest(json.as_bytes())
+    });
     let mut hash = String::with_capacity(14);
     hash.push_str("config");
     for byte in &digest[..4] {

@@ -1,6 +1,7 @@
 //! A soa-configs directory on disk (PaaSTA's `/nail/etc/services`, a checkout).
 
 use super::{FileSelection, ServiceFiles, Snapshot, SourceError};
+use crate::config::parallel::map_in_order;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -55,45 +56,17 @@ fn read(
         }
     }
     // Reading is mostly system calls on a warm page cache: two or more
-    // threads read disjoint service folders.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(services.len() / SERVICES_PER_THREAD)
-        .max(1);
-    let chunk = services.len().div_ceil(threads).max(1);
+    // threads read disjoint service folders (see `config::parallel`).
     let reader = ServiceReader {
         canonical_root: &canonical_root,
         selection,
         cluster,
     };
-    let read_part = |part: &[(String, Result<PathBuf, String>)]| -> Vec<ServiceFiles> {
-        part.iter()
-            .map(|(_, dir)| match dir {
-                Ok(dir) => reader.service(dir),
-                Err(reason) => ServiceFiles::refused(reason.clone()),
-            })
-            .collect()
-    };
-    let results: Vec<ServiceFiles> = if threads == 1 {
-        read_part(&services)
-    } else {
-        std::thread::scope(|scope| {
-            let read_part = &read_part;
-            let (first, rest) = services.split_at(chunk.min(services.len()));
-            let workers: Vec<_> = rest
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || read_part(part)))
-                .collect();
-            let mut results = read_part(first);
-            for worker in workers {
-                match worker.join() {
-                    Ok(part) => results.extend(part),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            results
-        })
-    };
+    let results: Vec<ServiceFiles> =
+        map_in_order(&services, SERVICES_PER_THREAD, |(_, dir)| match dir {
+            Ok(dir) => reader.service(dir),
+            Err(reason) => ServiceFiles::refused(reason.clone()),
+        });
     let mut snapshot = Snapshot {
         root: root.display().to_string(),
         revision: None,

@@ -58,15 +58,33 @@ fn write_value(out: &mut String, value: &Value) {
 /// Writes a JSON string with Python's `ensure_ascii=True` escaping: only
 /// printable ASCII (space to `~`) is written as is.
 pub fn write_string(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
     out.push('"');
-    // Runs of characters written as they are are copied in one go.
+    // Runs of characters written as they are are copied in one go; the scan
+    // is over bytes, as everything written as is is ASCII.
+    let bytes = text.as_bytes();
     let mut start = 0;
-    for (index, c) in text.char_indices() {
-        if matches!(c, ' '..='~') && c != '"' && c != '\\' {
+    let mut index = 0;
+    while index < bytes.len() {
+        // Eight bytes at a time while none of them needs escaping.
+        if let Some(word) = bytes.get(index..index + 8) {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            if !needs_escape(word) {
+                index += 8;
+                continue;
+            }
+        }
+        let byte = bytes[index];
+        if matches!(byte, b' '..=b'~') && byte != b'"' && byte != b'\\' {
+            index += 1;
             continue;
         }
         out.push_str(&text[start..index]);
-        start = index + c.len_utf8();
+        // `index` is at a character boundary: every byte before it in this
+        // loop was ASCII or a whole character.
+        let c = text[index..].chars().next().unwrap_or_default();
+        index += c.len_utf8();
+        start = index;
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -85,6 +103,23 @@ pub fn write_string(out: &mut String, text: &str) {
     }
     out.push_str(&text[start..]);
     out.push('"');
+}
+
+/// Whether any of the eight bytes of `word` is not written as is: below
+/// space, above `~` (DEL and every non-ASCII byte), `"` or `\\` (the
+/// "has a byte less than n" and "has a zero byte" bit tricks, exact as
+/// yes/no answers).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    // A byte of 0x7f becomes 0x80; a byte from 0x80 up has its high bit
+    // (only 0xff carries, and it is flagged by its own high bit).
+    let above_tilde = (word.wrapping_add(ONES) | word) & HIGH;
+    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    below_space | above_tilde | quote | backslash != 0
 }
 
 #[cfg(test)]
@@ -153,7 +188,65 @@ mod tests {
         })
     }
 
+    /// The byte-at-a-time escaping, as a reference for the word-at-a-time scan.
+    fn reference(text: &str) -> String {
+        let mut out = String::from('"');
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                ' '..='~' => out.push(c),
+                _ => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        let _ = write!(out, "\\u{unit:04x}");
+                    }
+                }
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn every_byte_at_every_offset_is_escaped_like_the_reference() {
+        let specials = [
+            '\0', '\u{1f}', ' ', '!', '"', '\\', '~', '\u{7f}', '\u{80}', 'é', '\u{ffff}', '🚀',
+            '\n',
+        ];
+        for special in specials {
+            for offset in 0..17 {
+                let text: String = std::iter::repeat_n('a', offset)
+                    .chain([special])
+                    .chain(std::iter::repeat_n('z', 9))
+                    .collect();
+                let mut out = String::new();
+                write_string(&mut out, &text);
+                assert_eq!(out, reference(&text), "{text:?}");
+            }
+        }
+        for byte in 0u8..=0x7f {
+            let text = format!("abcdefgh{}ijklmnop", char::from(byte));
+            let mut out = String::new();
+            write_string(&mut out, &text);
+            assert_eq!(out, reference(&text), "byte {byte:#x}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn strings_are_escaped_like_the_reference(text in any::<String>()) {
+            let mut out = String::new();
+            write_string(&mut out, &text);
+            prop_assert_eq!(out, reference(&text));
+        }
+
+
         /// Whatever we emit is JSON a standard parser reads back to the same value.
         #[test]
         fn output_round_trips_through_a_json_parser(value in arbitrary_value()) {
