@@ -889,6 +889,36 @@ fn fault_api_errors_are_retried_and_reported_and_nothing_is_deleted() {
 }
 
 /// `apply --soa-dir <env>/soa` with another kubeconfig.
+#[test]
+fn fault_a_request_past_its_timeout_is_retried() {
+    let env = Env::new();
+    env.write(
+        "flink-gitops.yaml",
+        "cluster: c1\ndocker_registry: registry.example:443\napply: {retry_attempts: 3, request_timeout: 300ms}\n",
+    );
+    // The API server holds the first PATCH of alpha-main far past the timeout.
+    env.server.inject(
+        Fault::delay(Duration::from_secs(20))
+            .method("PATCH")
+            .path("/alpha-main")
+            .times(1),
+    );
+    let run = env.run("apply", &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // Waiting out the held response would have made it one attempt.
+    assert_eq!(
+        patch_attempts(&env.server, "alpha-main"),
+        2,
+        "timed out, then retried"
+    );
+    assert_eq!(patch_attempts(&env.server, "beta--svc-main"), 1);
+    assert_eq!(
+        names(&env.server),
+        ["alpha-canary", "alpha-main", "beta--svc-main"]
+    );
+    assert!(deletes(&env.server).is_empty());
+}
+
 fn apply_with(env: &Env, kubeconfig: &Path, extra: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
         .args(["apply", "--soa-dir", path_str(&env.path("soa"))])

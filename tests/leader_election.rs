@@ -34,9 +34,10 @@ impl Env {
             base: Duration::from_millis(10),
             cap: Duration::from_millis(20),
         };
-        let cluster = KubeCluster::connect(Some(&kubeconfig), None, retry)
-            .await
-            .expect("connect");
+        let cluster =
+            KubeCluster::connect_with(Some(&kubeconfig), None, retry, Duration::from_secs(30))
+                .await
+                .expect("connect");
         Env {
             server,
             cluster,

@@ -5,7 +5,7 @@
 
 use super::ApplyError;
 use super::retry::RetryPolicy;
-use crate::config::KindSettings;
+use crate::config::{ApplySettings, KindSettings};
 use crate::plan::Policy;
 use crate::plan::{ApplyRequest, LiveObject};
 use http::{Method, Request, StatusCode};
@@ -64,12 +64,29 @@ impl KubeCluster {
     }
 
     /// Connects with a kubeconfig file and context, or in-cluster
-    /// configuration, or the default kubeconfig.
+    /// configuration, or the default kubeconfig; retries and timeouts come
+    /// from the `apply` settings.
     pub async fn connect(
         kubeconfig: Option<&std::path::Path>,
         context: Option<&str>,
-        retry: RetryPolicy,
+        settings: &ApplySettings,
     ) -> Result<Self, ApplyError> {
+        let retry = RetryPolicy {
+            attempts: settings.retry_attempts,
+            ..RetryPolicy::default()
+        };
+        Self::connect_with(kubeconfig, context, retry, settings.request_timeout).await
+    }
+
+    /// [`KubeCluster::connect`] with an explicit retry policy and request timeout.
+    pub async fn connect_with(
+        kubeconfig: Option<&std::path::Path>,
+        context: Option<&str>,
+        retry: RetryPolicy,
+        request_timeout: Duration,
+    ) -> Result<Self, ApplyError> {
+        // rustls needs one process-wide provider; a second install is a no-op error.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let options = kube::config::KubeConfigOptions {
             context: context.map(str::to_owned),
             ..Default::default()
@@ -92,7 +109,7 @@ impl KubeCluster {
         };
         // Our own retry honours the cycle's deadline; kube's would retry for minutes.
         config.default_retry = false;
-        config.read_timeout = Some(Duration::from_secs(30));
+        config.read_timeout = Some(request_timeout);
         config.connect_timeout = Some(Duration::from_secs(10));
         let client = kube::Client::try_from(config).map_err(|e| config_error(e.to_string()))?;
         Ok(KubeCluster::new(client, retry))

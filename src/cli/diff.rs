@@ -9,7 +9,7 @@ use super::{
     CliError, ClusterArgs, DiffArgs, ExitCode, LiveSource, PlanFormat, SourceArgs, load_settings,
     plan_output,
 };
-use crate::apply::{KubeCluster, RetryPolicy};
+use crate::apply::KubeCluster;
 use crate::config::Settings;
 use crate::plan::{Action, LiveObject};
 use crate::render::{DesiredSet, meta};
@@ -192,16 +192,11 @@ fn read_live_objects(
             Ok((Against::LiveFile(display), objects))
         }
         Some(LiveSource::Kube) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let retry = RetryPolicy {
-                attempts: settings.apply.retry_attempts,
-                ..RetryPolicy::default()
-            };
             let objects = runtime()?.block_on(async {
                 let cluster = KubeCluster::connect(
                     args.kubeconfig.as_deref(),
                     args.context.as_deref(),
-                    retry,
+                    &settings.apply,
                 )
                 .await
                 .map_err(CliError::Cluster)?;

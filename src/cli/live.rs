@@ -1,7 +1,7 @@
 //! What `diff` and `apply` share: render, connect, list, plan.
 
 use super::{CliError, ClusterArgs, load_cluster_inputs};
-use crate::apply::{ApplyOptions, KubeCluster, RetryPolicy};
+use crate::apply::{ApplyOptions, KubeCluster};
 use crate::config::Settings;
 use crate::plan::prune::{self as prune_plan, EMPTY_TREE, PruneInputs, PrunePlan};
 use crate::plan::{self, LiveObject, Plan, Policy};
@@ -53,14 +53,13 @@ pub async fn plan_against_cluster(
     }
     let config_set = config::load(&snapshot, &settings, &cluster_name, args.service.as_deref());
     let desired = render::render(&config_set, &settings, args.instance.as_deref());
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let retry = RetryPolicy {
-        attempts: settings.apply.retry_attempts,
-        ..RetryPolicy::default()
-    };
-    let cluster = KubeCluster::connect(args.kubeconfig.as_deref(), args.context.as_deref(), retry)
-        .await
-        .map_err(CliError::Cluster)?;
+    let cluster = KubeCluster::connect(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        &settings.apply,
+    )
+    .await
+    .map_err(CliError::Cluster)?;
     let mut live: Vec<LiveObject> = crate::apply::read_live(&cluster, &settings)
         .await
         .map_err(CliError::Cluster)?;

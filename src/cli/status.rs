@@ -4,7 +4,7 @@
 
 use super::live::{plan_against_cluster, runtime};
 use super::{CliError, ClusterArgs, ExitCode, SourceArgs, StatusArgs, load_settings};
-use crate::apply::{KubeCluster, RetryPolicy, events};
+use crate::apply::{KubeCluster, events};
 use crate::config::{KindSettings, Settings};
 use crate::plan::prune::{ANNOTATION_REQUESTED_AT, JobState};
 use crate::plan::{Action, Plan, Reason};
@@ -89,15 +89,10 @@ pub fn run(
             }
             None => {
                 let settings = load_settings(args.config.as_deref())?;
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let retry = RetryPolicy {
-                    attempts: settings.apply.retry_attempts,
-                    ..RetryPolicy::default()
-                };
                 let cluster = KubeCluster::connect(
                     args.kubeconfig.as_deref(),
                     args.context.as_deref(),
-                    retry,
+                    &settings.apply,
                 )
                 .await
                 .map_err(CliError::Cluster)?;

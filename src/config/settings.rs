@@ -163,6 +163,10 @@ pub struct ApplySettings {
     /// Attempts per request on 429, 5xx and network errors, the first included.
     #[serde(default = "default_retry_attempts")]
     pub retry_attempts: u32,
+    /// How long one API request may wait for its response before it counts
+    /// as a network error (and is retried), e.g. `30s`.
+    #[serde(default = "default_request_timeout", with = "duration_text")]
+    pub request_timeout: std::time::Duration,
 }
 
 fn default_field_manager() -> String {
@@ -174,6 +178,9 @@ fn default_concurrency() -> usize {
 fn default_retry_attempts() -> u32 {
     5
 }
+fn default_request_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
 
 impl Default for ApplySettings {
     fn default() -> Self {
@@ -183,6 +190,7 @@ impl Default for ApplySettings {
             concurrency: default_concurrency(),
             create_namespaces: false,
             retry_attempts: default_retry_attempts(),
+            request_timeout: default_request_timeout(),
         }
     }
 }
@@ -349,6 +357,12 @@ impl Settings {
                 "concurrency and retry_attempts must be at least 1".to_owned(),
             ));
         }
+        if self.apply.request_timeout.is_zero() {
+            return Err(invalid(
+                "apply",
+                "request_timeout must be longer than 0s".to_owned(),
+            ));
+        }
         if self.source.git.is_some() && self.source.dir.is_some() {
             return Err(invalid(
                 "source",
@@ -491,6 +505,18 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("clustr"), "{text}");
         assert!(text.starts_with("f.yaml:"), "{text}");
+    }
+
+    #[test]
+    fn request_timeout_is_a_duration_above_zero() {
+        let settings =
+            Settings::parse("apply: {request_timeout: 2m}\n", "f.yaml").expect("timeout");
+        assert_eq!(
+            settings.apply.request_timeout,
+            std::time::Duration::from_secs(120)
+        );
+        let err = Settings::parse("apply: {request_timeout: 0s}\n", "f.yaml").expect_err("zero");
+        assert!(err.to_string().contains("request_timeout"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::hooks::HookSecrets;
 use super::http::{self, HttpState, Trigger};
 use super::leader::{LeaderElector, default_identity};
 use super::metrics::{Metrics, NotificationTotals};
-use crate::apply::{self, ApplyOptions, KubeCluster, RetryPolicy};
+use crate::apply::{self, ApplyOptions, KubeCluster};
 use crate::config::{PruneMode, Settings};
 use crate::plan::prune::{EMPTY_TREE, PruneInputs, plan_prunes};
 use crate::plan::{self, Action, Policy};
@@ -169,11 +169,8 @@ pub async fn run(
         },
         (None, None) => return Err(DaemonError::NoSource),
     };
-    let retry = RetryPolicy {
-        attempts: settings.apply.retry_attempts,
-        ..RetryPolicy::default()
-    };
-    let cluster = KubeCluster::connect(kubeconfig.as_deref(), context.as_deref(), retry).await?;
+    let cluster =
+        KubeCluster::connect(kubeconfig.as_deref(), context.as_deref(), &settings.apply).await?;
     let job_template = match &settings.prune.job_template {
         Some(template) => template.clone(),
         None => shutdown_job::default_template().map_err(DaemonError::JobTemplate)?,
