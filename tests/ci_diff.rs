@@ -635,3 +635,21 @@ fn the_bundled_fixtures_against_the_bundled_live_snapshot() {
         );
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_service_folder_is_refused_in_review() {
+    let repo = Repo::new();
+    let head = repo.case("linked", |r| {
+        std::os::unix::fs::symlink("beta_svc", r.soa().join("linked_svc")).expect("symlink");
+    });
+    let markdown = repo.compare(&head, "markdown");
+    assert_eq!(markdown.code, 2, "{}\n{}", markdown.stdout, markdown.stderr);
+    assert!(
+        markdown.stdout.contains(
+            "linked_svc: refused: a symlinked service folder (symlinks are not followed)"
+        ),
+        "{}",
+        markdown.stdout
+    );
+}

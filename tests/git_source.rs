@@ -262,6 +262,13 @@ fn new_commits_report_the_services_they_touch_over_git_daemon() {
     fixture.commit("Autotune svc-a");
     let update = updated(source.fetch());
     assert_eq!(update.changed_services, set(&["svc-a", "svc-d"]));
+
+    // A symlink where a service folder would be is a (refused) service.
+    std::os::unix::fs::symlink("svc-a", fixture.work().join("svc-linked")).expect("ln");
+    fixture.commit("Link svc-a");
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, set(&["svc-linked"]));
+    assert_eq!(update.snapshot.services["svc-linked"].refused.len(), 1);
 }
 
 #[test]

@@ -483,6 +483,7 @@ impl GitSource {
                     services.insert(service.to_owned());
                 }
             }
+            services.extend(linked_service_folder(&delta));
         }
         Ok(services)
     }
@@ -721,8 +722,24 @@ pub fn changed_services_between(
                 services.insert(service.to_owned());
             }
         }
+        services.extend(linked_service_folder(&delta));
     }
     Ok(services)
+}
+
+/// A top-level symlink or submodule that appeared, changed or went away:
+/// it stands where a service folder would, and is refused as one.
+fn linked_service_folder(delta: &git2::DiffDelta<'_>) -> Option<String> {
+    [delta.old_file(), delta.new_file()]
+        .iter()
+        .find_map(|file| {
+            let mode = i32::from(file.mode());
+            let path = file.path()?;
+            let linked = mode == MODE_SYMLINK || mode == MODE_GITLINK;
+            let top_level = path.components().count() == 1;
+            let name = path.to_str()?;
+            (linked && top_level && !name.starts_with('.')).then(|| name.to_owned())
+        })
 }
 
 /// The service a changed path belongs to: its first component, when the
