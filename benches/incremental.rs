@@ -17,7 +17,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use flink_gitops::config::Settings;
 use flink_gitops::daemon::engine::Engine;
 use flink_gitops::plan::{self, Action, LiveObject, Policy};
-use flink_gitops::source::{FileSelection, Snapshot, read_dir};
+use flink_gitops::source::{Snapshot, read_dir};
 use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::path::Path;
@@ -40,9 +40,7 @@ fn setup(services: usize) -> (tempfile::TempDir, Snapshot, Engine, Vec<LiveObjec
     };
     synthetic::generate(tree.path(), &options).expect("generate");
     let settings = settings();
-    let selection = FileSelection {
-        file_prefixes: settings.file_prefixes(),
-    };
+    let selection = settings.file_selection();
     let snapshot = read_dir(tree.path(), &selection).expect("snapshot");
     let mut engine = Engine::new(settings, CLUSTER.to_owned());
     engine.update(&snapshot, None);

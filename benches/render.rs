@@ -28,7 +28,7 @@ mod synthetic;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use flink_gitops::config::{self, Settings};
 use flink_gitops::render;
-use flink_gitops::source::{FileSelection, read_dir_for_cluster};
+use flink_gitops::source::read_dir_for_cluster;
 use flink_gitops::value::yaml_out::to_yaml_stream;
 use std::hint::black_box;
 use std::path::Path;
@@ -53,9 +53,7 @@ fn bench_render(c: &mut Criterion) {
     let expected = summary.clusters[CLUSTER];
     let root = tree.path();
     let settings = settings();
-    let selection = FileSelection {
-        file_prefixes: settings.file_prefixes(),
-    };
+    let selection = settings.file_selection();
 
     // Once, outside the timing: the pipeline sees what the generator wrote.
     let snapshot = read_dir_for_cluster(root, &selection, CLUSTER).expect("read the tree");

@@ -97,6 +97,7 @@ impl Fixture {
 fn selection() -> FileSelection {
     FileSelection {
         file_prefixes: vec!["flink".to_owned()],
+        ..FileSelection::default()
     }
 }
 
@@ -672,4 +673,43 @@ fn an_invalid_branch_name_is_refused_at_open() {
         GitSource::open(&settings, selection()),
         Err(GitError::InvalidBranch { .. })
     ));
+}
+
+#[test]
+fn a_blob_over_the_size_limit_is_refused_unread() {
+    let fixture = Fixture::new();
+    fixture.seed();
+    fixture.write(
+        "svc-b/flink-c1.yaml",
+        &format!("main: {{note: {}}}\n", "x".repeat(64)),
+    );
+    fixture.commit("A large file");
+    let small = FileSelection {
+        file_prefixes: vec!["flink".to_owned()],
+        max_file_bytes: 40,
+    };
+    let mut source =
+        GitSource::open(&fixture.settings(&fixture.file_url(), "cache"), small).expect("open");
+    let snapshot = updated(source.fetch()).snapshot;
+    let svc_b = &snapshot.services["svc-b"];
+    assert!(!svc_b.files.contains_key("flink-c1.yaml"));
+    let refused: Vec<(&str, &str)> = svc_b
+        .refused
+        .iter()
+        .map(|r| (r.path.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [(
+            "flink-c1.yaml",
+            "the file is 79 bytes, over 40 bytes (limit max_document_bytes)"
+        )]
+    );
+    // Files under the limit are read as usual.
+    assert!(snapshot.services["svc-a"].refused.is_empty());
+    assert!(
+        snapshot.services["svc-a"]
+            .files
+            .contains_key("flink-c1.yaml")
+    );
 }

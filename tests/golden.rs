@@ -10,7 +10,7 @@
 
 use flink_gitops::config::{self, Settings};
 use flink_gitops::render::{self, DesiredSet};
-use flink_gitops::source::{FileSelection, read_dir};
+use flink_gitops::source::read_dir;
 use flink_gitops::value::python_json::dumps;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -27,9 +27,7 @@ fn render_cluster(cluster: &str) -> DesiredSet {
     let settings = Settings::parse(&text, "fixtures/flink-gitops.yaml").expect("settings");
     // The golden skip messages carry the soa dir exactly as PaaSTA was given it.
     std::env::set_current_dir(root).expect("cd");
-    let selection = FileSelection {
-        file_prefixes: settings.file_prefixes(),
-    };
+    let selection = settings.file_selection();
     let snapshot = read_dir(Path::new("fixtures/soa-configs"), &selection).expect("snapshot");
     let config_set = config::load(&snapshot, &settings, cluster, None);
     render::render(&config_set, &settings, None)

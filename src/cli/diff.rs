@@ -211,9 +211,7 @@ fn read_live_objects(
 
 fn build_report(args: &DiffArgs) -> Result<Report, CliError> {
     let settings = load_settings(args.config.as_deref())?;
-    let selection = FileSelection {
-        file_prefixes: settings.file_prefixes(),
-    };
+    let selection = settings.file_selection();
     let policy = options(&settings, false).policy;
     let sources = read_sources(args, &selection)?;
     let (against, mut live) = read_live_objects(args, &settings)?;

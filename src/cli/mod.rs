@@ -14,7 +14,7 @@ mod status;
 mod validate;
 
 use crate::config::{Settings, SettingsError};
-use crate::source::{FileSelection, Snapshot, SourceError, read_dir, read_dir_for_cluster};
+use crate::source::{Snapshot, SourceError, read_dir, read_dir_for_cluster};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -338,9 +338,7 @@ fn load_settings(path: Option<&Path>) -> Result<Settings, CliError> {
 /// Reads the settings and the soa-configs snapshot they select.
 fn load_inputs(args: &SourceArgs) -> Result<(Settings, Snapshot), CliError> {
     let settings = load_settings(args.config.as_deref())?;
-    let selection = FileSelection {
-        file_prefixes: settings.file_prefixes(),
-    };
+    let selection = settings.file_selection();
     let snapshot = read_dir(&args.soa_dir, &selection)?;
     Ok((settings, snapshot))
 }
@@ -357,9 +355,7 @@ fn load_cluster_inputs(
     let cluster = cluster
         .map(str::to_owned)
         .or_else(|| settings.cluster.clone());
-    let selection = FileSelection {
-        file_prefixes: settings.file_prefixes(),
-    };
+    let selection = settings.file_selection();
     let snapshot = match &cluster {
         Some(cluster) => read_dir_for_cluster(&source.soa_dir, &selection, cluster)?,
         None => read_dir(&source.soa_dir, &selection)?,

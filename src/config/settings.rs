@@ -442,6 +442,16 @@ impl Settings {
     pub fn file_prefixes(&self) -> Vec<String> {
         self.kinds.iter().map(|k| k.file_prefix.clone()).collect()
     }
+
+    /// What the sources read: the configured kinds' files, up to the
+    /// document size limit.
+    #[must_use]
+    pub fn file_selection(&self) -> crate::source::FileSelection {
+        crate::source::FileSelection {
+            file_prefixes: self.file_prefixes(),
+            max_file_bytes: self.limits.max_document_bytes,
+        }
+    }
 }
 
 /// Finds the node at a serde path (`kinds`, `[0]`, `plural`) for its position.

@@ -11,7 +11,7 @@ use super::deployments::Deployments;
 use super::parallel::map_in_order;
 use super::yaml::{self, Mapping, Node, NodeValue};
 use super::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, ServiceState, Settings};
-use crate::source::{FileSelection, ServiceFiles, Snapshot};
+use crate::source::{ServiceFiles, Snapshot};
 use crate::value::Value;
 use std::collections::BTreeSet;
 
@@ -54,9 +54,7 @@ pub fn load(
 /// Every cluster that some service has a `<prefix>-<cluster>.yaml` for.
 #[must_use]
 pub fn clusters_in(snapshot: &Snapshot, settings: &Settings) -> BTreeSet<String> {
-    let selection = FileSelection {
-        file_prefixes: settings.file_prefixes(),
-    };
+    let selection = settings.file_selection();
     snapshot
         .services
         .values()

@@ -154,9 +154,7 @@ pub async fn run(
         context,
     } = options;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let selection = FileSelection {
-        file_prefixes: settings.file_prefixes(),
-    };
+    let selection = settings.file_selection();
     let mut source = match (&settings.source.git, &settings.source.dir) {
         (Some(git), _) => Source::Git(Arc::new(Mutex::new(
             GitSource::open(git, selection.clone())

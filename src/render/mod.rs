@@ -366,7 +366,7 @@ fn reject_name_collisions(desired: &mut DesiredSet) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{FileSelection, read_dir};
+    use crate::source::read_dir;
     use std::path::Path;
 
     #[test]
@@ -374,9 +374,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(root.join("fixtures/flink-gitops.yaml")).expect("read");
         let settings = Settings::parse(&text, "flink-gitops.yaml").expect("settings");
-        let selection = FileSelection {
-            file_prefixes: settings.file_prefixes(),
-        };
+        let selection = settings.file_selection();
         let snapshot = read_dir(&root.join("fixtures/soa-configs"), &selection).expect("tree");
         for cluster in crate::config::clusters_in(&snapshot, &settings) {
             let config = crate::config::load(&snapshot, &settings, &cluster, None);

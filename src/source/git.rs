@@ -580,6 +580,13 @@ fn read_service_tree(
                 read_service_tree(repo, selection, &subtree, &prefix, files)?;
             }
             Some(ObjectType::Blob) if selection.wants(&path_in_service) => {
+                // The header alone gives the size: a huge blob is never loaded.
+                let (size, _) = repo.odb()?.read_header(entry.id())?;
+                if size > selection.max_file_bytes {
+                    let size = u64::try_from(size).unwrap_or(u64::MAX);
+                    files.refuse_size(path_in_service, size, selection.max_file_bytes);
+                    continue;
+                }
                 let blob = repo.find_blob(entry.id())?;
                 files.files.insert(path_in_service, blob.content().to_vec());
             }
@@ -656,6 +663,7 @@ pub fn clusters_at(
     let tree = commit.tree().map_err(read_error)?;
     let selection = FileSelection {
         file_prefixes: file_prefixes.to_vec(),
+        ..FileSelection::default()
     };
     let mut clusters = BTreeSet::new();
     for service in tree.iter() {

@@ -167,14 +167,19 @@ impl ServiceReader<'_> {
             }
             match resolve(&entry, self.canonical_root) {
                 Resolved::Dir if autotuned_dir => has_autotuned = true,
-                Resolved::File if !autotuned_dir => match fs::read(entry.path()) {
-                    Ok(bytes) => {
-                        files.files.insert(path_in_service, bytes);
+                Resolved::File if !autotuned_dir => {
+                    match read_bounded(&entry.path(), self.selection.max_file_bytes) {
+                        Ok(Bounded::Read(bytes)) => {
+                            files.files.insert(path_in_service, bytes);
+                        }
+                        Ok(Bounded::TooLarge(size)) => {
+                            files.refuse_size(path_in_service, size, self.selection.max_file_bytes);
+                        }
+                        Err(error) => {
+                            files.refuse(path_in_service, format!("failed to read it ({error})"));
+                        }
                     }
-                    Err(error) => {
-                        files.refuse(path_in_service, format!("failed to read it ({error})"))
-                    }
-                },
+                }
                 Resolved::Refused(reason) => files.refuse(path_in_service, reason),
                 Resolved::Dir | Resolved::File | Resolved::Other => {}
             }
@@ -184,6 +189,31 @@ impl ServiceReader<'_> {
 }
 
 const AUTOTUNED_DEFAULTS: &str = "autotuned_defaults";
+
+enum Bounded {
+    Read(Vec<u8>),
+    /// The size seen (at least `limit + 1`); nothing past it was read.
+    TooLarge(u64),
+}
+
+/// Reads a file of at most `limit` bytes; a larger one (even one that grows
+/// while it is read) is not read past the limit.
+fn read_bounded(path: &Path, limit: usize) -> std::io::Result<Bounded> {
+    use std::io::Read;
+    let file = fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let limit_bytes = u64::try_from(limit).unwrap_or(u64::MAX);
+    if size > limit_bytes {
+        return Ok(Bounded::TooLarge(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Ok(Bounded::TooLarge(bytes.len() as u64));
+    }
+    Ok(Bounded::Read(bytes))
+}
 
 #[cfg(test)]
 mod tests {
@@ -202,6 +232,7 @@ mod tests {
         fs::write(root.join("svc/autotuned_defaults/flink-c1.yaml"), "{}").expect("write");
         let selection = FileSelection {
             file_prefixes: vec!["flink".into()],
+            ..FileSelection::default()
         };
         let snapshot = read_dir(root, &selection).expect("snapshot");
         let services: Vec<&String> = snapshot.services.keys().collect();
@@ -229,6 +260,7 @@ mod tests {
         }
         let selection = FileSelection {
             file_prefixes: vec!["flink".into()],
+            ..FileSelection::default()
         };
         let snapshot = read_dir_for_cluster(root, &selection, "c1").expect("snapshot");
         let files: Vec<&String> = snapshot.services["real"].files.keys().collect();
@@ -286,6 +318,7 @@ mod tests {
         symlink("/etc/passwd", root.join("other/NOTES")).expect("ln");
         let selection = FileSelection {
             file_prefixes: vec!["flink".into()],
+            ..FileSelection::default()
         };
         let snapshot = read_dir(root, &selection).expect("snapshot");
         let refused = |service: &str| -> Vec<(String, String)> {
@@ -326,9 +359,40 @@ mod tests {
     }
 
     #[test]
+    fn a_file_over_the_size_limit_is_refused_unread() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::create_dir_all(root.join("svc")).expect("mkdir");
+        fs::write(root.join("svc/flink-c1.yaml"), "main: {a: 1}\n").expect("write");
+        fs::write(root.join("svc/flink-c2.yaml"), "x".repeat(100)).expect("write");
+        let selection = FileSelection {
+            file_prefixes: vec!["flink".into()],
+            max_file_bytes: 20,
+        };
+        let snapshot = read_dir(root, &selection).expect("snapshot");
+        let svc = &snapshot.services["svc"];
+        let files: Vec<&String> = svc.files.keys().collect();
+        assert_eq!(files, ["flink-c1.yaml"]);
+        assert_eq!(svc.refused.len(), 1);
+        assert_eq!(svc.refused[0].path, "flink-c2.yaml");
+        assert_eq!(
+            svc.refused[0].reason,
+            "the file is 100 bytes, over 20 bytes (limit max_document_bytes)"
+        );
+        // Exactly at the limit is fine.
+        let exact = FileSelection {
+            max_file_bytes: 100,
+            ..selection
+        };
+        let snapshot = read_dir(root, &exact).expect("snapshot");
+        assert!(snapshot.services["svc"].refused.is_empty());
+    }
+
+    #[test]
     fn missing_directory_is_an_error_naming_it() {
         let selection = FileSelection {
             file_prefixes: vec![],
+            ..FileSelection::default()
         };
         let err = read_dir(Path::new("/nonexistent/soa"), &selection).expect_err("missing");
         assert!(err.to_string().contains("/nonexistent/soa"), "{err}");

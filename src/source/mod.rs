@@ -51,6 +51,14 @@ impl ServiceFiles {
         }
     }
 
+    /// The refusal of a file of `size` bytes over `limit`.
+    fn refuse_size(&mut self, path: impl Into<String>, size: u64, limit: usize) {
+        self.refuse(
+            path,
+            format!("the file is {size} bytes, over {limit} bytes (limit max_document_bytes)"),
+        );
+    }
+
     fn refuse(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.refused.push(Refusal {
             path: path.into(),
@@ -73,6 +81,18 @@ pub struct FileSelection {
     /// Instance file prefixes (`flink`, `flinkeks`): `<prefix>-<cluster>.yaml`
     /// and `autotuned_defaults/<prefix>-<cluster>.yaml` are read.
     pub file_prefixes: Vec<String>,
+    /// A larger file is refused before it is read (`limits.max_document_bytes`),
+    /// so that one huge file cannot exhaust the reconciler's memory.
+    pub max_file_bytes: usize,
+}
+
+impl Default for FileSelection {
+    fn default() -> Self {
+        FileSelection {
+            file_prefixes: Vec::new(),
+            max_file_bytes: crate::config::yaml::Limits::default().max_document_bytes,
+        }
+    }
 }
 
 impl FileSelection {
@@ -145,6 +165,7 @@ mod tests {
     fn selection_reads_instance_files_of_configured_prefixes_only() {
         let selection = FileSelection {
             file_prefixes: vec!["flink".into(), "flinkeks".into()],
+            ..FileSelection::default()
         };
         for wanted in [
             "service.yaml",
