@@ -23,6 +23,8 @@ pub struct PruneResult {
     pub instance: String,
     pub subject: String,
     pub action: &'static str,
+    /// Whether the step writes (signal, Job, delete), as opposed to waiting or holding.
+    pub writes: bool,
     pub message: String,
     pub outcome: Result<(), ApplyError>,
 }
@@ -62,6 +64,7 @@ pub async fn execute(
             instance: entry.orphan.instance.clone(),
             subject: entry.orphan.subject.clone(),
             action: entry.action.name(),
+            writes: entry.action.writes(),
             message: entry.message.clone(),
             outcome,
         });

@@ -134,12 +134,9 @@ fn prune_summary(prunes: &PrunePlan, results: &[PruneResult], executed: bool) ->
     }
     out.push_str(&plan_output::prunes_text(prunes));
     if executed && !prunes.entries.is_empty() {
-        // One result per entry, in order; only the steps that write count.
-        let done = prunes
-            .entries
+        let done = results
             .iter()
-            .zip(results)
-            .filter(|(entry, result)| entry.action.writes() && result.outcome.is_ok())
+            .filter(|result| result.writes && result.outcome.is_ok())
             .count();
         out.push_str(&format!("prune steps executed: {done}\n"));
     }

@@ -9,7 +9,6 @@ use super::{
     CliError, ClusterArgs, DiffArgs, ExitCode, LiveSource, PlanFormat, SourceArgs, load_settings,
     plan_output,
 };
-use crate::apply::KubeCluster;
 use crate::config::Settings;
 use crate::plan::{Action, LiveObject};
 use crate::render::{DesiredSet, meta};
@@ -87,8 +86,7 @@ fn run_plan(
         cluster: args.cluster.first().cloned(),
         service: args.service.clone(),
         instance: args.instance.clone(),
-        kubeconfig: args.kubeconfig.clone(),
-        context: args.context.clone(),
+        kube: args.kube.clone(),
     };
     let live = runtime()?.block_on(plan_against_cluster(&cluster_args, false))?;
     let plan = &live.plan;
@@ -193,13 +191,7 @@ fn read_live_objects(
         }
         Some(LiveSource::Kube) => {
             let objects = runtime()?.block_on(async {
-                let cluster = KubeCluster::connect(
-                    args.kubeconfig.as_deref(),
-                    args.context.as_deref(),
-                    &settings.apply,
-                )
-                .await
-                .map_err(CliError::Cluster)?;
+                let cluster = args.kube.connect(&settings.apply).await?;
                 crate::apply::read_live(&cluster, settings)
                     .await
                     .map_err(CliError::Cluster)

@@ -53,13 +53,7 @@ pub async fn plan_against_cluster(
     }
     let config_set = config::load(&snapshot, &settings, &cluster_name, args.service.as_deref());
     let desired = render::render(&config_set, &settings, args.instance.as_deref());
-    let cluster = KubeCluster::connect(
-        args.kubeconfig.as_deref(),
-        args.context.as_deref(),
-        &settings.apply,
-    )
-    .await
-    .map_err(CliError::Cluster)?;
+    let cluster = args.kube.connect(&settings.apply).await?;
     let mut live: Vec<LiveObject> = crate::apply::read_live(&cluster, &settings)
         .await
         .map_err(CliError::Cluster)?;

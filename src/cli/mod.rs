@@ -80,12 +80,8 @@ pub struct StatusArgs {
     /// instance to show whether it is in sync, drifted or pending.
     #[arg(long, value_name = "DIR")]
     pub soa_dir: Option<PathBuf>,
-    /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context; default: the current context.
-    #[arg(long)]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,12 +92,35 @@ pub struct RunArgs {
     /// The cluster; defaults to `cluster` of the configuration.
     #[arg(long, short = 'c')]
     pub cluster: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// Where the Kubernetes API server is: options of every command that talks to one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
     /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context; default: the current context.
     #[arg(long)]
     pub context: Option<String>,
+}
+
+impl KubeArgs {
+    /// Connects with the `apply` settings' retries and request timeout.
+    pub async fn connect(
+        &self,
+        settings: &crate::config::ApplySettings,
+    ) -> Result<crate::apply::KubeCluster, CliError> {
+        crate::apply::KubeCluster::connect(
+            self.kubeconfig.as_deref(),
+            self.context.as_deref(),
+            settings,
+        )
+        .await
+        .map_err(CliError::Cluster)
+    }
 }
 
 /// Options of commands that talk to a cluster.
@@ -118,12 +137,8 @@ pub struct ClusterArgs {
     /// Only instances with this name.
     #[arg(long, short = 'i')]
     pub instance: Option<String>,
-    /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context; default: the current context.
-    #[arg(long)]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 /// `diff`: the plan against the live cluster (`--soa-dir`), or a
@@ -166,12 +181,8 @@ pub struct DiffArgs {
     /// FILE (a `kubectl get -o yaml|json` dump) instead of the base revision.
     #[arg(long, value_name = "kube|none|FILE", value_parser = parse_live)]
     pub live: Option<LiveSource>,
-    /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster configuration.
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context; default: the current context.
-    #[arg(long)]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,

@@ -104,13 +104,6 @@ pub fn reason_json(reason: &Reason) -> Json {
     }
 }
 
-fn message(action: &Action) -> Option<&str> {
-    match action {
-        Action::Skip(m) | Action::Blocked(m) | Action::Failed(m) => Some(m),
-        _ => None,
-    }
-}
-
 /// The prune steps as JSON objects.
 fn prunes_json(prunes: &PrunePlan) -> Json {
     let entries: Vec<Json> = prunes.entries.iter().map(PruneEntry::to_json).collect();
@@ -199,17 +192,9 @@ fn plan_document(plan: &Plan) -> Json {
         .entries
         .iter()
         .map(|entry| {
-            let mut object = json!({
-                "service": entry.service,
-                "instance": entry.instance,
-                "subject": entry.subject,
-                "action": entry.action.name(),
-            });
+            let mut object = entry.to_json();
             if let Action::Update(reasons) = &entry.action {
                 object["reasons"] = reasons.iter().map(reason_json).collect();
-            }
-            if let Some(text) = message(&entry.action) {
-                object["message"] = json!(text);
             }
             if entry.apply.is_some() {
                 object["diff"] = json!(unified_diff(entry));
@@ -277,7 +262,7 @@ pub fn text(plan: &Plan) -> String {
                 let _ = writeln!(out, "    {reason}");
             }
         }
-        if let Some(text) = message(&entry.action) {
+        if let Some(text) = entry.action.message() {
             let _ = writeln!(out, "    {text}");
         }
         if entry.apply.is_some() {
@@ -337,7 +322,7 @@ pub fn markdown(plan: &Plan) -> String {
             }
             out.push('\n');
         }
-        if let Some(text) = message(&entry.action) {
+        if let Some(text) = entry.action.message() {
             let _ = writeln!(out, "{text}\n");
         }
         if entry.apply.is_some() {

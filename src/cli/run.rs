@@ -24,8 +24,8 @@ pub fn run(
             DaemonOptions {
                 settings,
                 cluster,
-                kubeconfig: args.kubeconfig.clone(),
-                context: args.context.clone(),
+                kubeconfig: args.kube.kubeconfig.clone(),
+                context: args.kube.context.clone(),
             },
             shutdown_signal(),
         ))

@@ -76,8 +76,7 @@ pub fn run(
                     cluster: args.cluster.clone(),
                     service: Some(args.service.clone()),
                     instance: Some(args.instance.clone()),
-                    kubeconfig: args.kubeconfig.clone(),
-                    context: args.context.clone(),
+                    kube: args.kube.clone(),
                 };
                 let live = plan_against_cluster(&cluster_args, false).await?;
                 (
@@ -89,13 +88,7 @@ pub fn run(
             }
             None => {
                 let settings = load_settings(args.config.as_deref())?;
-                let cluster = KubeCluster::connect(
-                    args.kubeconfig.as_deref(),
-                    args.context.as_deref(),
-                    &settings.apply,
-                )
-                .await
-                .map_err(CliError::Cluster)?;
+                let cluster = args.kube.connect(&settings.apply).await?;
                 (settings, cluster, None, None)
             }
         };

@@ -85,7 +85,10 @@ pub struct PruneSettings {
     pub mode: PruneMode,
     /// How long a shutdown Job may run before the prune is reported timed
     /// out (the resource is kept), e.g. `30m`.
-    #[serde(default = "default_prune_timeout", with = "duration_text")]
+    #[serde(
+        default = "default_prune_timeout",
+        deserialize_with = "super::daemon_settings::duration"
+    )]
     pub timeout: std::time::Duration,
     /// At most this many new prunes per cycle; above it nothing new is pruned.
     #[serde(default = "default_max_per_cycle")]
@@ -129,20 +132,6 @@ impl Default for PruneSettings {
     }
 }
 
-/// Durations written as text: `90s`, `30m`, `1h 30m`.
-mod duration_text {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<std::time::Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("`{text}` is not a duration like 30m: {e}"))
-        })
-    }
-}
-
 /// The `apply` section: how changes are written.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,7 +154,10 @@ pub struct ApplySettings {
     pub retry_attempts: u32,
     /// How long one API request may wait for its response before it counts
     /// as a network error (and is retried), e.g. `30s`.
-    #[serde(default = "default_request_timeout", with = "duration_text")]
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "super::daemon_settings::duration"
+    )]
     pub request_timeout: std::time::Duration,
 }
 

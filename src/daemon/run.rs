@@ -504,20 +504,9 @@ impl Reconciler<'_> {
             .entries
             .iter()
             .map(|entry| {
-                let mut object = json!({
-                    "service": entry.service,
-                    "instance": entry.instance,
-                    "subject": entry.subject,
-                    "action": entry.action.name(),
-                });
-                match &entry.action {
-                    Action::Update(reasons) => {
-                        object["reasons"] = reasons.iter().map(ToString::to_string).collect();
-                    }
-                    Action::Skip(m) | Action::Blocked(m) | Action::Failed(m) => {
-                        object["message"] = json!(m)
-                    }
-                    _ => {}
+                let mut object = entry.to_json();
+                if let Action::Update(reasons) = &entry.action {
+                    object["reasons"] = reasons.iter().map(ToString::to_string).collect();
                 }
                 if let Some(error) = failures.get(&entry.subject) {
                     object["error"] = json!(error);

@@ -196,6 +196,15 @@ impl Action {
             Action::Failed(_) => "failed",
         }
     }
+
+    /// Why an instance is skipped, blocked or failed.
+    #[must_use]
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Action::Skip(m) | Action::Blocked(m) | Action::Failed(m) => Some(m),
+            _ => None,
+        }
+    }
 }
 
 /// The write an entry needs: a server-side apply of `body`.
@@ -229,6 +238,25 @@ pub struct PlanEntry {
     pub live: Option<Json>,
     /// The rendered object, for diffs.
     pub desired: Option<Value>,
+}
+
+impl PlanEntry {
+    /// What every report of an entry shows (`diff --output json`, the
+    /// daemon's `/status`): who, which action, and the action's message.
+    /// Each report adds its own fields (reasons, diff, error).
+    #[must_use]
+    pub fn to_json(&self) -> Json {
+        let mut object = serde_json::json!({
+            "service": self.service,
+            "instance": self.instance,
+            "subject": self.subject,
+            "action": self.action.name(),
+        });
+        if let Some(message) = self.action.message() {
+            object["message"] = Json::from(message);
+        }
+        object
+    }
 }
 
 /// A live object whose instance is gone from a successfully loaded service.

@@ -6,7 +6,11 @@ use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const ALPHA: &str = "\
+/// The `_base` template and the `main` instance that `ALPHA` and
+/// `WITHOUT_CANARY` share.
+macro_rules! alpha_main {
+    () => {
+        "\
 _base: &base
   job_type: stateful
   taskmanager: {cpus: 1, mem: 4096, instances: 2}
@@ -16,23 +20,17 @@ _base: &base
 main:
   <<: *base
   checkpoint_interval_ms: 60000
-canary:
-  <<: *base
-  deploy_group: prod.canary
-";
+"
+    };
+}
+
+pub const ALPHA: &str = concat!(
+    alpha_main!(),
+    "canary:\n  <<: *base\n  deploy_group: prod.canary\n"
+);
 
 /// `ALPHA` with the `canary` instance removed from git.
-pub const WITHOUT_CANARY: &str = "\
-_base: &base
-  job_type: stateful
-  taskmanager: {cpus: 1, mem: 4096, instances: 2}
-  flink_conf:
-    state.backend.type: rocksdb
-    execution.checkpointing.interval: '60000'
-main:
-  <<: *base
-  checkpoint_interval_ms: 60000
-";
+pub const WITHOUT_CANARY: &str = alpha_main!();
 
 pub const BETA: &str = "main: {job_type: stateless, parallelism: 2.0}\n";
 

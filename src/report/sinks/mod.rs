@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Backoff between attempts; the attempt count and timeout come from each
@@ -109,11 +110,10 @@ impl Notifier {
         settings: &NotificationSettings,
         options: NotifierOptions,
     ) -> Result<Notifier, SinkError> {
-        let stats = Arc::new(Stats::default());
         let mut notifier = Notifier {
             queues: Vec::new(),
             workers: Vec::new(),
-            stats: stats.clone(),
+            stats: Arc::new(Stats::default()),
         };
         if settings.is_empty() {
             return Ok(notifier);
@@ -132,34 +132,43 @@ impl Notifier {
                 client.clone(),
                 policy(config.max_attempts),
             )?;
-            let (queue, rx) =
-                EndpointQueue::new(sink.label().to_owned(), &config.events, queue_size);
-            notifier.queues.push(queue);
-            notifier
-                .workers
-                .push(tokio::spawn(sink.run(rx, stats.clone())));
+            let label = sink.label().to_owned();
+            notifier.add_endpoint(label, &config.events, queue_size, |rx, stats| {
+                sink.run(rx, stats)
+            });
         }
         if let Some(config) = &settings.github {
             let sink =
                 github::GithubSink::new(config, client.clone(), policy(config.max_attempts))?;
-            let (queue, rx) =
-                EndpointQueue::new(sink.label().to_owned(), &config.events, queue_size);
-            notifier.queues.push(queue);
-            notifier
-                .workers
-                .push(tokio::spawn(sink.run(rx, stats.clone())));
+            let label = sink.label().to_owned();
+            notifier.add_endpoint(label, &config.events, queue_size, |rx, stats| {
+                sink.run(rx, stats)
+            });
         }
         for (index, config) in settings.slack.iter().enumerate() {
             let sink =
                 slack::SlackSink::new(index, config, client.clone(), policy(config.max_attempts))?;
-            let (queue, rx) =
-                EndpointQueue::new(sink.label().to_owned(), &config.events, queue_size);
-            notifier.queues.push(queue);
-            notifier
-                .workers
-                .push(tokio::spawn(sink.run(rx, stats.clone())));
+            let label = sink.label().to_owned();
+            notifier.add_endpoint(label, &config.events, queue_size, |rx, stats| {
+                sink.run(rx, stats)
+            });
         }
         Ok(notifier)
+    }
+
+    /// Gives an endpoint its bounded queue and starts its worker.
+    fn add_endpoint<F>(
+        &mut self,
+        label: String,
+        events: &[EventKind],
+        queue_size: usize,
+        run: impl FnOnce(mpsc::Receiver<DeploymentEvent>, Arc<Stats>) -> F,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (queue, rx) = EndpointQueue::new(label, events, queue_size);
+        self.queues.push(queue);
+        self.workers.push(tokio::spawn(run(rx, self.stats.clone())));
     }
 
     /// Queues the event for every endpoint whose filter takes its kind.
