@@ -122,22 +122,7 @@ pub fn render(config: &ConfigSet, settings: &Settings, only_instance: Option<&st
             })
             .collect::<Vec<_>>()
     });
-    for (instance, outcome) in outcomes.into_iter().flatten() {
-        match outcome {
-            Outcome::Rendered(resource) => desired.resources.push(*resource),
-            Outcome::Skipped(reason) => desired.skipped.push(SkippedInstance {
-                service: instance.service.clone(),
-                instance: instance.instance.clone(),
-                file_prefix: instance.file_prefix.clone(),
-                reason,
-            }),
-            Outcome::Failed(diagnostic) => desired.failed.push(failed(instance, diagnostic)),
-        }
-    }
-    reject_name_collisions(&mut desired);
-    desired
-        .resources
-        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    collect(&mut desired, outcomes.into_iter().flatten());
     desired
 }
 
@@ -174,26 +159,16 @@ pub fn render_owned(
                 let spec = std::mem::replace(&mut instance.spec, Ok(Value::Null));
                 let outcome =
                     render_instance(&service, &instance, Cow::Owned(spec), cluster, settings);
-                (instance, outcome)
+                let names = InstanceNames {
+                    service: instance.service,
+                    instance: instance.instance,
+                    file_prefix: instance.file_prefix,
+                };
+                (names, outcome)
             })
             .collect::<Vec<_>>()
     });
-    for (instance, outcome) in outcomes.into_iter().flatten() {
-        match outcome {
-            Outcome::Rendered(resource) => desired.resources.push(*resource),
-            Outcome::Skipped(reason) => desired.skipped.push(SkippedInstance {
-                service: instance.service,
-                instance: instance.instance,
-                file_prefix: instance.file_prefix,
-                reason,
-            }),
-            Outcome::Failed(diagnostic) => desired.failed.push(failed(&instance, diagnostic)),
-        }
-    }
-    reject_name_collisions(&mut desired);
-    desired
-        .resources
-        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    collect(&mut desired, outcomes.into_iter().flatten());
     desired
 }
 
@@ -203,13 +178,65 @@ enum Outcome {
     Failed(Diagnostic),
 }
 
-fn failed(instance: &InstanceConfig, diagnostic: Diagnostic) -> FailedInstance {
-    FailedInstance {
-        service: instance.service.clone(),
-        instance: instance.instance.clone(),
-        file_prefix: instance.file_prefix.clone(),
-        diagnostic,
+/// Whose outcome it is, for the skipped and failed lists.
+struct InstanceNames {
+    service: String,
+    instance: String,
+    file_prefix: String,
+}
+
+/// Names taken only for skipped and failed instances: cloned from a
+/// borrowed configuration, moved from an owned one.
+trait IntoNames {
+    fn into_names(self) -> InstanceNames;
+}
+
+impl IntoNames for &InstanceConfig {
+    fn into_names(self) -> InstanceNames {
+        InstanceNames {
+            service: self.service.clone(),
+            instance: self.instance.clone(),
+            file_prefix: self.file_prefix.clone(),
+        }
     }
+}
+
+impl IntoNames for InstanceNames {
+    fn into_names(self) -> InstanceNames {
+        self
+    }
+}
+
+/// Files each outcome into `desired`, in order; then fails colliding names
+/// and sorts the resources by namespace and name.
+fn collect(desired: &mut DesiredSet, outcomes: impl Iterator<Item = (impl IntoNames, Outcome)>) {
+    for (names, outcome) in outcomes {
+        match outcome {
+            Outcome::Rendered(resource) => desired.resources.push(*resource),
+            Outcome::Skipped(reason) => {
+                let names = names.into_names();
+                desired.skipped.push(SkippedInstance {
+                    service: names.service,
+                    instance: names.instance,
+                    file_prefix: names.file_prefix,
+                    reason,
+                });
+            }
+            Outcome::Failed(diagnostic) => {
+                let names = names.into_names();
+                desired.failed.push(FailedInstance {
+                    service: names.service,
+                    instance: names.instance,
+                    file_prefix: names.file_prefix,
+                    diagnostic,
+                });
+            }
+        }
+    }
+    reject_name_collisions(desired);
+    desired
+        .resources
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
 }
 
 fn instance_diagnostic(instance: &InstanceConfig, message: &str) -> Diagnostic {
