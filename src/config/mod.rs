@@ -11,6 +11,7 @@ pub mod scalar;
 pub mod settings;
 mod soa;
 pub mod yaml;
+mod yaml_subset;
 
 pub use deployments::Deployments;
 pub use diagnostic::Diagnostic;

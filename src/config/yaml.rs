@@ -12,6 +12,7 @@
 //! the process down.
 
 use super::scalar::{self, Scalar, ScalarError};
+use super::yaml_subset;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -312,13 +313,48 @@ pub fn load(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
         ));
     }
     check_characters(text)?;
+    let events = match yaml_subset::events(text) {
+        Some(events) => Events::Scanned(events.into_iter()),
+        None => Events::Parser(Box::new(Parser::new_from_str(text))),
+    };
+    compose(events, limits)
+}
+
+/// [`load`] without the fast path: every file through saphyr-parser. The
+/// reference the fast path is tested against.
+#[doc(hidden)]
+pub fn load_with_saphyr(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
+    if text.len() > limits.max_document_bytes {
+        return load(text, limits);
+    }
+    check_characters(text)?;
+    compose(Events::Parser(Box::new(Parser::new_from_str(text))), limits)
+}
+
+/// Whether [`load`] takes the fast path for `text` (for tests and benchmarks
+/// that must not quietly measure the slow one).
+#[doc(hidden)]
+#[must_use]
+pub fn takes_fast_path(text: &str) -> bool {
+    yaml_subset::events(text).is_some()
+}
+
+fn compose(events: Events<'_>, limits: &Limits) -> Result<Option<Node>, LoadError> {
     let mut composer = Composer {
-        parser: Parser::new_from_str(text),
+        events,
         anchors: HashMap::new(),
         alias_nodes: 0,
         limits: *limits,
     };
     composer.stream()
+}
+
+/// Where the composer's events come from: the fast path's list, or
+/// saphyr-parser for everything outside the subset.
+enum Events<'a> {
+    Scanned(std::vec::IntoIter<yaml_subset::Located<'a>>),
+    /// Boxed: the parser is large and the fast path is the common case.
+    Parser(Box<Parser<'a, saphyr_parser::StrInput<'a>>>),
 }
 
 /// libyaml's reader refuses characters outside YAML's printable set (C0
@@ -360,7 +396,7 @@ fn check_characters(text: &str) -> Result<(), LoadError> {
 }
 
 struct Composer<'a> {
-    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    events: Events<'a>,
     /// Anchor id to the node it names and the node count of that node.
     anchors: HashMap<usize, (Node, usize)>,
     alias_nodes: usize,
@@ -373,7 +409,15 @@ type Next<'a> = (Event<'a>, Mark);
 
 impl<'a> Composer<'a> {
     fn next(&mut self) -> Result<Next<'a>, LoadError> {
-        match self.parser.next_event() {
+        let parser = match &mut self.events {
+            Events::Scanned(events) => {
+                return events.next().ok_or_else(|| {
+                    LoadError::new(Mark::default(), "unexpected end of the YAML stream")
+                });
+            }
+            Events::Parser(parser) => parser,
+        };
+        match parser.next_event() {
             Some(Ok((event, span))) => Ok((event, Mark::from_span(&span))),
             Some(Err(e)) => Err(LoadError::new(
                 Mark {

@@ -200,18 +200,38 @@ enum Bounded {
 /// while it is read) is not read past the limit.
 fn read_bounded(path: &Path, limit: usize) -> std::io::Result<Bounded> {
     use std::io::Read;
-    let file = fs::File::open(path)?;
+    let mut file = fs::File::open(path)?;
     let size = file.metadata()?.len();
     let limit_bytes = u64::try_from(limit).unwrap_or(u64::MAX);
     if size > limit_bytes {
         return Ok(Bounded::TooLarge(size));
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(limit_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    if bytes.len() > limit {
-        return Ok(Bounded::TooLarge(bytes.len() as u64));
+    let size = usize::try_from(size).unwrap_or(limit);
+    // One read of one byte more than the size: getting exactly the size back
+    // means the whole file was read, without the extra read that
+    // `read_to_end` makes to see the end (a syscall per file adds up over
+    // thousands of files). A file that changed size meanwhile is read to its
+    // end, never past the limit.
+    let mut bytes = vec![0; size + 1];
+    let mut filled = 0;
+    loop {
+        let read = match file.read(&mut bytes[filled..]) {
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        filled += read;
+        if read == 0 || filled == size {
+            break;
+        }
+        if filled > limit {
+            return Ok(Bounded::TooLarge(filled as u64));
+        }
+        if filled == bytes.len() {
+            bytes.resize((filled * 2).min(limit + 1), 0);
+        }
     }
+    bytes.truncate(filled);
     Ok(Bounded::Read(bytes))
 }
 
@@ -386,6 +406,37 @@ mod tests {
         };
         let snapshot = read_dir(root, &exact).expect("snapshot");
         assert!(snapshot.services["svc"].refused.is_empty());
+    }
+
+    #[test]
+    fn files_are_read_whole_at_any_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for size in [0, 1, 2, 4095, 4096, 4097, 100_000] {
+            let path = dir.path().join(format!("f{size}"));
+            let text: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+            fs::write(&path, &text).expect("write");
+            match read_bounded(&path, 100_000).expect("read") {
+                Bounded::Read(bytes) => assert_eq!(bytes, text, "{size} bytes"),
+                Bounded::TooLarge(n) => panic!("{size} bytes refused as {n}"),
+            }
+        }
+    }
+
+    /// Files whose size is unknown beforehand (procfs says 0) are read to
+    /// their end, and still never past the limit.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_larger_than_its_stated_size_is_read_to_its_end_within_the_limit() {
+        let path = Path::new("/proc/self/mountinfo");
+        let Bounded::Read(bytes) = read_bounded(path, 1 << 20).expect("read") else {
+            panic!("refused");
+        };
+        assert!(bytes.len() > 64, "{} bytes", bytes.len());
+        assert!(bytes.ends_with(b"\n"));
+        assert!(matches!(
+            read_bounded(path, 16).expect("read"),
+            Bounded::TooLarge(17)
+        ));
     }
 
     #[test]

@@ -1,0 +1,636 @@
+//! A fast path for the YAML that soa-configs are written in.
+//!
+//! saphyr-parser is a complete YAML scanner, and it is about half of the time
+//! spent rendering a large tree. Nearly every soa-configs file uses only a
+//! small block subset: one document of indented mappings and sequences, plain
+//! and one-line quoted scalars, anchors, aliases and one-line flow sequences.
+//! [`events`] recognises exactly that subset and returns the event stream
+//! saphyr-parser would produce for it, with the same positions for every node.
+//! On anything else (block scalars, tags, multi-line scalars, escapes, tabs,
+//! non-ASCII text, flow mappings, unusual spacing, unknown aliases, errors) it
+//! gives up and returns `None`, and the caller parses the file with
+//! saphyr-parser as before. The loader's tests compare both paths.
+
+use super::yaml::Mark;
+use saphyr_parser::{Event, ScalarStyle};
+use std::borrow::Cow;
+
+/// An event and the position of the node it starts.
+pub(super) type Located<'a> = (Event<'a>, Mark);
+
+/// Nesting deeper than this is left to saphyr-parser (and the composer's
+/// `max_depth`), so the recursion here stays shallow on hostile input.
+const MAX_DEPTH: usize = 64;
+
+/// YAML limits an implicit key to 1024 characters; longer keys are left to
+/// saphyr-parser, which reports them.
+const MAX_KEY_LEN: usize = 1000;
+
+/// The events of `text` when it is in the subset, `None` when it is not.
+pub(super) fn events(text: &str) -> Option<Vec<Located<'_>>> {
+    let lines = content_lines(text)?;
+    let mut scanner = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        lines,
+        at: 0,
+        events: Vec::with_capacity(text.len() / 12),
+        anchors: Vec::new(),
+        depth: 0,
+    };
+    scanner.stream()?;
+    Some(scanner.events)
+}
+
+/// A line with content (not blank, not only a comment).
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    /// 1-based line number.
+    number: usize,
+    /// Byte offset of the line's first byte.
+    begin: usize,
+    /// Byte offset of the first non-space byte.
+    start: usize,
+    /// Byte offset of the line break (or the end of the text).
+    end: usize,
+}
+
+impl Line {
+    fn indent(&self) -> usize {
+        self.start - self.begin
+    }
+
+    fn mark(&self, offset: usize) -> Mark {
+        Mark {
+            line: self.number,
+            column: offset - self.begin + 1,
+        }
+    }
+}
+
+/// Splits `text` into its content lines; `None` when a byte outside the
+/// subset appears (tabs, carriage returns, non-ASCII, control characters).
+fn content_lines(text: &str) -> Option<Vec<Line>> {
+    let bytes = text.as_bytes();
+    if !bytes
+        .iter()
+        .all(|&b| b == b'\n' || (b' '..=b'~').contains(&b))
+    {
+        return None;
+    }
+    let mut lines = Vec::with_capacity(bytes.len() / 24);
+    let mut begin = 0;
+    let mut number = 1;
+    while begin < bytes.len() {
+        let end = bytes[begin..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |p| begin + p);
+        let start = bytes[begin..end]
+            .iter()
+            .position(|&b| b != b' ')
+            .map_or(end, |p| begin + p);
+        if start < end && bytes[start] != b'#' {
+            lines.push(Line {
+                number,
+                begin,
+                start,
+                end,
+            });
+        }
+        begin = end + 1;
+        number += 1;
+    }
+    Some(lines)
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    lines: Vec<Line>,
+    /// Index of the current line in `lines`.
+    at: usize,
+    events: Vec<Located<'a>>,
+    /// Anchor names and their ids, newest last (a name may be redefined).
+    anchors: Vec<(&'a str, usize)>,
+    depth: usize,
+}
+
+/// The origin of a document-level event, whose position the composer ignores.
+const NO_MARK: Mark = Mark { line: 0, column: 0 };
+
+impl<'a> Scanner<'a> {
+    fn stream(&mut self) -> Option<()> {
+        let first = *self.lines.first()?;
+        let explicit = first.indent() == 0 && self.bytes[first.start..].starts_with(b"---");
+        if explicit {
+            self.rest_is_empty(first.start + 3, first.end)?;
+            self.at = 1;
+        }
+        let root = *self.lines.get(self.at)?;
+        if self.is_document_marker(&root) {
+            return None;
+        }
+        self.events.push((Event::StreamStart, NO_MARK));
+        self.events.push((Event::DocumentStart(explicit), NO_MARK));
+        self.block_collection(0, None)?;
+        if self.at != self.lines.len() {
+            return None;
+        }
+        self.events.push((Event::DocumentEnd, NO_MARK));
+        self.events.push((Event::StreamEnd, NO_MARK));
+        Some(())
+    }
+
+    /// `---`, `...` or a directive at the start of a line.
+    fn is_document_marker(&self, line: &Line) -> bool {
+        line.indent() == 0
+            && (self.bytes[line.start..line.end].starts_with(b"---")
+                || self.bytes[line.start..line.end].starts_with(b"...")
+                || self.bytes[line.start] == b'%')
+    }
+
+    /// Whether only spaces and a comment follow `from` on the line: `Some(true)`
+    /// for nothing at all, `Some(false)` for spaces and/or a comment, `None`
+    /// for anything else.
+    fn rest_is_empty(&self, from: usize, end: usize) -> Option<bool> {
+        if from == end {
+            return Some(true);
+        }
+        let rest = &self.bytes[from..end];
+        if rest[0] != b' ' {
+            return None;
+        }
+        match rest.iter().position(|&b| b != b' ') {
+            None => Some(false),
+            Some(p) if rest[p] == b'#' => Some(false),
+            Some(_) => None,
+        }
+    }
+
+    fn is_dash(&self, line: &Line) -> bool {
+        self.bytes[line.start] == b'-'
+            && (line.start + 1 == line.end || self.bytes[line.start + 1] == b' ')
+            && !self.is_document_marker(line)
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// The block collection starting on the current line.
+    fn block_collection(&mut self, anchor: usize, anchor_mark: Option<Mark>) -> Option<()> {
+        let line = self.lines[self.at];
+        if self.is_document_marker(&line) {
+            return None;
+        }
+        if self.is_dash(&line) {
+            self.block_sequence(line.indent(), anchor, anchor_mark, false)
+        } else {
+            self.block_mapping(line.start, anchor, anchor_mark)
+        }
+    }
+
+    /// A block mapping whose first key starts at `start` on the current line;
+    /// its indentation is that key's column.
+    fn block_mapping(
+        &mut self,
+        mut start: usize,
+        anchor: usize,
+        anchor_mark: Option<Mark>,
+    ) -> Option<()> {
+        self.enter()?;
+        let first = self.lines[self.at];
+        let indent = start - first.begin;
+        let mark = anchor_mark.unwrap_or_else(|| first.mark(start));
+        self.events.push((Event::MappingStart(anchor, None), mark));
+        loop {
+            self.mapping_entry(start, indent)?;
+            let Some(next) = self.lines.get(self.at).copied() else {
+                break;
+            };
+            if next.indent() < indent {
+                break;
+            }
+            if next.indent() > indent || self.is_dash(&next) || self.is_document_marker(&next) {
+                return None;
+            }
+            start = next.start;
+        }
+        self.events.push((Event::MappingEnd, NO_MARK));
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// One `key: value` of a mapping at `indent`, the key starting at `start`
+    /// on the current line; leaves `at` on the line after the value.
+    fn mapping_entry(&mut self, start: usize, indent: usize) -> Option<()> {
+        let line = self.lines[self.at];
+        let key = self.key(start, line.end)?;
+        self.events.push((key.event, line.mark(start)));
+        let value = self.skip_spaces(key.colon + 1, line.end);
+        if value == line.end || self.bytes[value] == b'#' {
+            self.at += 1;
+            return match self.lines.get(self.at).copied() {
+                Some(next) if next.indent() > indent => self.block_collection(0, None),
+                Some(next) if next.indent() == indent && self.is_dash(&next) => {
+                    self.block_sequence(indent, 0, None, true)
+                }
+                _ => {
+                    let mark = line.mark(key.colon);
+                    self.events.push((empty_scalar(0), mark));
+                    Some(())
+                }
+            };
+        }
+        self.inline_value(value, indent)
+    }
+
+    /// A block sequence whose dashes are at column `indent`. An indentless
+    /// sequence (a mapping value at the mapping's own indentation) starts at
+    /// its first item, an indented one at its first dash.
+    fn block_sequence(
+        &mut self,
+        indent: usize,
+        anchor: usize,
+        anchor_mark: Option<Mark>,
+        indentless: bool,
+    ) -> Option<()> {
+        self.enter()?;
+        let first = self.lines[self.at];
+        let mark = match anchor_mark {
+            Some(mark) if !indentless => mark,
+            Some(_) => return None,
+            None if indentless => {
+                let item = self.skip_spaces(first.start + 1, first.end);
+                if item == first.end {
+                    return None;
+                }
+                first.mark(item)
+            }
+            None => first.mark(first.start),
+        };
+        self.events.push((Event::SequenceStart(anchor, None), mark));
+        loop {
+            self.sequence_item(indent)?;
+            let Some(next) = self.lines.get(self.at).copied() else {
+                break;
+            };
+            if next.indent() < indent {
+                break;
+            }
+            if next.indent() > indent {
+                return None;
+            }
+            if !self.is_dash(&next) {
+                if indentless {
+                    break;
+                }
+                return None;
+            }
+        }
+        self.events.push((Event::SequenceEnd, NO_MARK));
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// One `- item` of a sequence whose dashes are at `indent`.
+    fn sequence_item(&mut self, indent: usize) -> Option<()> {
+        let line = self.lines[self.at];
+        let dash = line.start;
+        if dash + 1 == line.end {
+            self.at += 1;
+            return match self.lines.get(self.at).copied() {
+                Some(next) if next.indent() > indent => self.block_collection(0, None),
+                _ => {
+                    self.events.push((empty_scalar(0), line.mark(line.end)));
+                    Some(())
+                }
+            };
+        }
+        let item = self.skip_spaces(dash + 1, line.end);
+        if item == line.end || self.bytes[item] == b'#' {
+            // Trailing spaces or a comment after an empty item move its
+            // position in saphyr-parser; not worth copying.
+            return None;
+        }
+        match self.bytes[item] {
+            b'-' if item + 1 == line.end || self.bytes[item + 1] == b' ' => None,
+            b'&' | b'*' | b'[' | b'{' => self.inline_value(item, indent),
+            _ if self.key(item, line.end).is_some() => self.block_mapping(item, 0, None),
+            _ => self.inline_value(item, indent),
+        }
+    }
+
+    /// A value that starts at `start` on the current line, in a collection
+    /// at `indent`; leaves `at` on the line after it.
+    fn inline_value(&mut self, start: usize, indent: usize) -> Option<()> {
+        let line = self.lines[self.at];
+        let (anchor, anchor_mark, start) = if self.bytes[start] == b'&' {
+            let name_end = self.name_end(start + 1, line.end)?;
+            let id = self.define_anchor(&self.text[start + 1..name_end]);
+            let mark = line.mark(start);
+            if self.rest_is_empty(name_end, line.end).is_some() {
+                // `&name` alone: the anchored node is the block below.
+                self.at += 1;
+                return match self.lines.get(self.at).copied() {
+                    Some(next) if next.indent() > indent => self.block_collection(id, Some(mark)),
+                    _ => None,
+                };
+            }
+            (id, Some(mark), self.skip_spaces(name_end, line.end))
+        } else {
+            (0, None, start)
+        };
+        let mark = anchor_mark.unwrap_or_else(|| line.mark(start));
+        let end = match self.bytes[start] {
+            b'*' if anchor == 0 => {
+                let name_end = self.name_end(start + 1, line.end)?;
+                let id = self.alias(&self.text[start + 1..name_end])?;
+                self.events.push((Event::Alias(id), mark));
+                name_end
+            }
+            b'\'' | b'"' => {
+                let (text, style, end) = self.quoted(start, line.end)?;
+                self.events
+                    .push((Event::Scalar(text, style, anchor, None), mark));
+                end
+            }
+            b'[' => self.flow_sequence(start, line, anchor, mark)?,
+            b'{' if self.bytes[start..line.end].starts_with(b"{}") => {
+                self.events.push((Event::MappingStart(anchor, None), mark));
+                self.events.push((Event::MappingEnd, NO_MARK));
+                start + 2
+            }
+            // `-1`, `-Xmx4g`: a dash followed by a non-space starts a plain scalar.
+            b'-' if start + 1 < line.end && self.bytes[start + 1] != b' ' => {
+                self.plain_value(start, line.end, anchor, mark)?
+            }
+            b if is_indicator(b) => return None,
+            _ => self.plain_value(start, line.end, anchor, mark)?,
+        };
+        self.rest_is_empty(end, line.end)?;
+        self.at += 1;
+        match self.lines.get(self.at) {
+            Some(next) if next.indent() > indent => None,
+            _ => Some(()),
+        }
+    }
+
+    /// A plain scalar from `start` to the end of the line or a comment; its
+    /// end offset.
+    fn plain_value(
+        &mut self,
+        start: usize,
+        end: usize,
+        anchor: usize,
+        mark: Mark,
+    ) -> Option<usize> {
+        let bytes = &self.bytes[start..end];
+        let mut stop = bytes.len();
+        for (i, pair) in bytes.windows(2).enumerate() {
+            if pair == b" #" {
+                stop = i;
+                break;
+            }
+        }
+        let mut text_end = stop;
+        while text_end > 0 && bytes[text_end - 1] == b' ' {
+            text_end -= 1;
+        }
+        let value = &self.text[start..start + text_end];
+        // `: ` inside, or a trailing `:`, would make it a key: not a value.
+        if value.ends_with(':') || value.contains(": ") {
+            return None;
+        }
+        self.events.push((
+            Event::Scalar(Cow::Borrowed(value), ScalarStyle::Plain, anchor, None),
+            mark,
+        ));
+        Some(start + stop)
+    }
+
+    /// `[a, *b, 'c']` on one line, of plain words, aliases and quoted scalars.
+    fn flow_sequence(
+        &mut self,
+        open: usize,
+        line: Line,
+        anchor: usize,
+        mark: Mark,
+    ) -> Option<usize> {
+        self.events.push((Event::SequenceStart(anchor, None), mark));
+        let mut at = self.skip_spaces(open + 1, line.end);
+        if self.bytes.get(at) == Some(&b']') {
+            self.events.push((Event::SequenceEnd, NO_MARK));
+            return Some(at + 1);
+        }
+        loop {
+            let item_end = match *self.bytes.get(at)? {
+                b'*' => {
+                    let end = self.name_end(at + 1, line.end)?;
+                    let id = self.alias(&self.text[at + 1..end])?;
+                    self.events.push((Event::Alias(id), line.mark(at)));
+                    end
+                }
+                b'\'' | b'"' => {
+                    let (text, style, end) = self.quoted(at, line.end)?;
+                    self.events
+                        .push((Event::Scalar(text, style, 0, None), line.mark(at)));
+                    end
+                }
+                b if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'/' => {
+                    let len = self.bytes[at..line.end]
+                        .iter()
+                        .position(|&b| !is_flow_word(b))
+                        .unwrap_or(line.end - at);
+                    let word = &self.text[at..at + len];
+                    self.events.push((
+                        Event::Scalar(Cow::Borrowed(word), ScalarStyle::Plain, 0, None),
+                        line.mark(at),
+                    ));
+                    at + len
+                }
+                _ => return None,
+            };
+            at = self.skip_spaces(item_end, line.end);
+            match *self.bytes.get(at)? {
+                b']' if at < line.end => {
+                    self.events.push((Event::SequenceEnd, NO_MARK));
+                    return Some(at + 1);
+                }
+                b',' if at < line.end => {
+                    at = self.skip_spaces(at + 1, line.end);
+                    if at == line.end || self.bytes[at] == b']' {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A one-line quoted scalar at `start`; its text, style and end offset.
+    fn quoted(&self, start: usize, end: usize) -> Option<(Cow<'a, str>, ScalarStyle, usize)> {
+        let quote = self.bytes[start];
+        let body = start + 1;
+        if quote == b'"' {
+            let len = self.bytes[body..end].iter().position(|&b| b == b'"')?;
+            let text = &self.text[body..body + len];
+            if text.contains('\\') {
+                return None;
+            }
+            return Some((
+                Cow::Borrowed(text),
+                ScalarStyle::DoubleQuoted,
+                body + len + 1,
+            ));
+        }
+        let mut at = body;
+        let mut doubled = false;
+        loop {
+            let len = self.bytes[at..end].iter().position(|&b| b == b'\'')?;
+            at += len;
+            if self.bytes.get(at + 1) == Some(&b'\'') && at + 1 < end {
+                doubled = true;
+                at += 2;
+                continue;
+            }
+            break;
+        }
+        let raw = &self.text[body..at];
+        let text = if doubled {
+            Cow::Owned(raw.replace("''", "'"))
+        } else {
+            Cow::Borrowed(raw)
+        };
+        Some((text, ScalarStyle::SingleQuoted, at + 1))
+    }
+
+    /// The key at `start` (plain or quoted) and the offset of its `:`, when
+    /// the line holds `key:` followed by a space or the end of the line.
+    fn key(&self, start: usize, end: usize) -> Option<Key<'a>> {
+        let colon_ends_key = |colon: usize| {
+            self.bytes.get(colon) == Some(&b':')
+                && colon < end
+                && (colon + 1 == end || self.bytes[colon + 1] == b' ')
+        };
+        match self.bytes[start] {
+            b'\'' | b'"' => {
+                let (text, style, after) = self.quoted(start, end)?;
+                if !colon_ends_key(after) || after - start > MAX_KEY_LEN {
+                    return None;
+                }
+                Some(Key {
+                    event: Event::Scalar(text, style, 0, None),
+                    colon: after,
+                })
+            }
+            b'-' | b':' | b'?' => None,
+            b if is_indicator(b) => None,
+            _ => {
+                let bytes = &self.bytes[start..end];
+                let mut colon = None;
+                for i in 0..bytes.len() {
+                    match bytes[i] {
+                        b':' if i + 1 == bytes.len() || bytes[i + 1] == b' ' => {
+                            colon = Some(i);
+                            break;
+                        }
+                        b'#' if i > 0 && bytes[i - 1] == b' ' => return None,
+                        _ => {}
+                    }
+                }
+                let colon = colon?;
+                if colon > MAX_KEY_LEN {
+                    return None;
+                }
+                let mut text_end = colon;
+                while text_end > 0 && bytes[text_end - 1] == b' ' {
+                    text_end -= 1;
+                }
+                let text = &self.text[start..start + text_end];
+                Some(Key {
+                    event: Event::Scalar(Cow::Borrowed(text), ScalarStyle::Plain, 0, None),
+                    colon: start + colon,
+                })
+            }
+        }
+    }
+
+    fn skip_spaces(&self, from: usize, end: usize) -> usize {
+        self.bytes[from..end]
+            .iter()
+            .position(|&b| b != b' ')
+            .map_or(end, |p| from + p)
+    }
+
+    /// The end of an anchor or alias name starting at `from`: letters,
+    /// digits, `_` and `-`, followed by a space, the end of the line, or a
+    /// flow separator.
+    fn name_end(&self, from: usize, end: usize) -> Option<usize> {
+        let len = self.bytes[from..end]
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+            .unwrap_or(end - from);
+        let after = from + len;
+        let follows_ok = after == end || matches!(self.bytes[after], b' ' | b',' | b']');
+        (len > 0 && follows_ok).then_some(after)
+    }
+
+    fn define_anchor(&mut self, name: &'a str) -> usize {
+        let id = self.anchors.len() + 1;
+        self.anchors.push((name, id));
+        id
+    }
+
+    /// The id of the newest anchor called `name`; `None` (saphyr-parser
+    /// reports the error) when there is none.
+    fn alias(&self, name: &str) -> Option<usize> {
+        self.anchors
+            .iter()
+            .rev()
+            .find(|(anchor, _)| *anchor == name)
+            .map(|(_, id)| *id)
+    }
+}
+
+struct Key<'a> {
+    event: Event<'a>,
+    colon: usize,
+}
+
+fn empty_scalar<'a>(anchor: usize) -> Event<'a> {
+    Event::Scalar(Cow::Borrowed(""), ScalarStyle::Plain, anchor, None)
+}
+
+/// Characters that cannot start a plain scalar (`-`, `:` and `?` can when a
+/// non-space follows; callers check those first).
+fn is_indicator(b: u8) -> bool {
+    matches!(
+        b,
+        b'-' | b'?'
+            | b':'
+            | b','
+            | b'['
+            | b']'
+            | b'{'
+            | b'}'
+            | b'#'
+            | b'&'
+            | b'*'
+            | b'!'
+            | b'|'
+            | b'>'
+            | b'\''
+            | b'"'
+            | b'%'
+            | b'@'
+            | b'`'
+    )
+}
+
+/// Characters of a plain word inside a one-line flow sequence.
+fn is_flow_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-' | b'+')
+}
