@@ -6,13 +6,15 @@
 //! [`config`] (parse it with PaaSTA's semantics into a [`config::ConfigSet`]) →
 //! [`render`] (the desired resources, byte-identical to PaaSTA's, a
 //! [`render::DesiredSet`]). [`cli`] drives it from the command line;
-//! [`report`] turns comparisons into CI comments.
+//! [`report`] turns comparisons into CI comments. [`pipeline`] chains the
+//! first three per service for a one-shot render.
 //! `config` and `render` are pure and synchronous: no IO, no clients.
 
 pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod pipeline;
 pub mod plan;
 pub mod render;
 pub mod report;

@@ -18,7 +18,7 @@ pub use diagnostic::Diagnostic;
 pub use settings::{
     ApplySettings, KindSettings, PruneMode, PruneSettings, Settings, SettingsError,
 };
-pub use soa::{clusters_in, load};
+pub use soa::{clusters_in, load, load_service};
 
 use crate::value::Value;
 use std::collections::BTreeMap;

@@ -11,7 +11,7 @@ use super::deployments::Deployments;
 use super::parallel::map_in_order;
 use super::yaml::{self, Mapping, Node, NodeValue};
 use super::{ConfigSet, Diagnostic, InstanceConfig, ServiceConfig, ServiceState, Settings};
-use crate::source::{ServiceFiles, Snapshot};
+use crate::source::{ServiceFiles, Snapshot, display_path};
 use crate::value::Value;
 use std::collections::BTreeSet;
 
@@ -34,21 +34,37 @@ pub fn load(
     // Services load independently: a few std threads share them (see
     // `parallel`); the result does not depend on how they are split.
     let loaded = map_in_order(&selected, SERVICES_PER_THREAD, |&(name, files)| {
-        let loader = ServiceLoader {
-            snapshot,
-            settings,
-            cluster,
-            service: name,
-            files,
-            diagnostics: Vec::new(),
-        };
-        (name.clone(), loader.load())
+        (
+            name.clone(),
+            load_service(&snapshot.root, name, files, settings, cluster),
+        )
     });
     let services = loaded.into_iter().collect();
     ConfigSet {
         cluster: cluster.to_owned(),
         services,
     }
+}
+
+/// Loads one service for `cluster` from its files; `root` is how the
+/// soa-configs root is shown in paths (a [`Snapshot`]'s `root`).
+#[must_use]
+pub fn load_service(
+    root: &str,
+    service: &str,
+    files: &ServiceFiles,
+    settings: &Settings,
+    cluster: &str,
+) -> ServiceState {
+    ServiceLoader {
+        root,
+        settings,
+        cluster,
+        service,
+        files,
+        diagnostics: Vec::new(),
+    }
+    .load()
 }
 
 /// Every cluster that some service has a `<prefix>-<cluster>.yaml` for.
@@ -66,7 +82,7 @@ pub fn clusters_in(snapshot: &Snapshot, settings: &Settings) -> BTreeSet<String>
 }
 
 struct ServiceLoader<'a> {
-    snapshot: &'a Snapshot,
+    root: &'a str,
     settings: &'a Settings,
     cluster: &'a str,
     service: &'a str,
@@ -112,12 +128,12 @@ impl ServiceLoader<'_> {
             instances,
             deployments,
             docker_registry: defaults.docker_registry,
-            deployments_path: self.snapshot.display_path(self.service, "deployments.json"),
+            deployments_path: display_path(self.root, self.service, "deployments.json"),
         })
     }
 
     fn path(&self, file: &str) -> String {
-        self.snapshot.display_path(self.service, file)
+        display_path(self.root, self.service, file)
     }
 
     /// Reads and parses a YAML file; `None` when absent, empty or unreadable

@@ -34,7 +34,7 @@ pub(super) fn events(text: &str) -> Option<Vec<Located<'_>>> {
         bytes: text.as_bytes(),
         lines,
         at: 0,
-        events: Vec::with_capacity(text.len() / 12),
+        events: Vec::with_capacity(text.len() / 8),
         anchors: Vec::new(),
         depth: 0,
     };

@@ -136,42 +136,84 @@ pub fn render_owned(
     only_instance: Option<&str>,
 ) -> DesiredSet {
     let ConfigSet { cluster, services } = config;
+    let services: Vec<(String, ServiceState)> = services.into_iter().collect();
+    let rendered = map_in_order_owned(services, SERVICES_PER_THREAD, |(name, state)| {
+        let rendered = render_service(state, &cluster, settings, only_instance);
+        (name, rendered)
+    });
+    assemble(cluster, rendered)
+}
+
+/// One service rendered on its own, to be put together with the others by
+/// [`assemble`]. [`render_owned`] is `render_service` on every service, then
+/// `assemble`; [`crate::pipeline`] renders each service right after loading it.
+#[derive(Debug)]
+pub struct RenderedService(Rendered);
+
+#[derive(Debug)]
+enum Rendered {
+    Unknown(Vec<Diagnostic>),
+    Instances(Vec<(InstanceNames, Outcome)>),
+}
+
+/// Renders the instances of one loaded service (or passes on why it is
+/// unknown), consuming its configuration.
+#[must_use]
+pub fn render_service(
+    state: ServiceState,
+    cluster: &str,
+    settings: &Settings,
+    only_instance: Option<&str>,
+) -> RenderedService {
+    let mut service = match state {
+        ServiceState::Loaded(service) => service,
+        ServiceState::Unknown(diagnostics) => {
+            return RenderedService(Rendered::Unknown(diagnostics));
+        }
+    };
+    let instances = std::mem::take(&mut service.instances);
+    let outcomes = instances
+        .into_iter()
+        .filter(|instance| only_instance.is_none_or(|only| only == instance.instance))
+        .map(|mut instance| {
+            let spec = std::mem::replace(&mut instance.spec, Ok(Value::Null));
+            let outcome = render_instance(&service, &instance, Cow::Owned(spec), cluster, settings);
+            let names = InstanceNames {
+                service: instance.service,
+                instance: instance.instance,
+                file_prefix: instance.file_prefix,
+            };
+            (names, outcome)
+        })
+        .collect();
+    RenderedService(Rendered::Instances(outcomes))
+}
+
+/// The desired state of `cluster` from its services rendered one by one, in
+/// service order.
+#[must_use]
+pub fn assemble(
+    cluster: String,
+    services: impl IntoIterator<Item = (String, RenderedService)>,
+) -> DesiredSet {
     let mut desired = DesiredSet {
         cluster,
         ..DesiredSet::default()
     };
-    let mut loaded: Vec<ServiceConfig> = Vec::new();
-    for (name, state) in services {
-        match state {
-            ServiceState::Loaded(service) => loaded.push(service),
-            ServiceState::Unknown(diagnostics) => {
+    let mut outcomes = Vec::new();
+    for (name, RenderedService(rendered)) in services {
+        match rendered {
+            Rendered::Unknown(diagnostics) => {
                 desired.unknown_services.insert(name, diagnostics);
             }
+            Rendered::Instances(instances) => outcomes.push(instances),
         }
     }
-    let cluster = desired.cluster.as_str();
-    let outcomes = map_in_order_owned(loaded, SERVICES_PER_THREAD, |mut service| {
-        let instances = std::mem::take(&mut service.instances);
-        instances
-            .into_iter()
-            .filter(|instance| only_instance.is_none_or(|only| only == instance.instance))
-            .map(|mut instance| {
-                let spec = std::mem::replace(&mut instance.spec, Ok(Value::Null));
-                let outcome =
-                    render_instance(&service, &instance, Cow::Owned(spec), cluster, settings);
-                let names = InstanceNames {
-                    service: instance.service,
-                    instance: instance.instance,
-                    file_prefix: instance.file_prefix,
-                };
-                (names, outcome)
-            })
-            .collect::<Vec<_>>()
-    });
     collect(&mut desired, outcomes.into_iter().flatten());
     desired
 }
 
+#[derive(Debug)]
 enum Outcome {
     Rendered(Box<DesiredResource>),
     Skipped(String),
@@ -179,6 +221,7 @@ enum Outcome {
 }
 
 /// Whose outcome it is, for the skipped and failed lists.
+#[derive(Debug)]
 struct InstanceNames {
     service: String,
     instance: String,

@@ -32,53 +32,130 @@ fn read(
     selection: &FileSelection,
     cluster: Option<&str>,
 ) -> Result<Snapshot, SourceError> {
-    let read_dir_error = |path: &Path, source| SourceError::ReadDirectory {
-        path: path.display().to_string(),
-        source,
-    };
-    // Symlinks may point anywhere inside the root, never outside it.
-    let canonical_root = fs::canonicalize(root).map_err(|e| read_dir_error(root, e))?;
-    let mut services: Vec<(String, Result<PathBuf, String>)> = Vec::new();
-    for entry in fs::read_dir(root).map_err(|e| read_dir_error(root, e))? {
-        let entry = entry.map_err(|e| read_dir_error(root, e))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        match resolve(&entry, &canonical_root) {
-            Resolved::Dir => services.push((name, Ok(entry.path()))),
-            Resolved::File | Resolved::Other => {}
-            // A symlink that may have been a service folder: refusing it
-            // keeps its instances from looking removed.
-            Resolved::Refused(reason) => services.push((name, Err(reason))),
-        }
-    }
-    // Reading is mostly system calls on a warm page cache: two or more
-    // threads read disjoint service folders (see `config::parallel`).
-    let reader = ServiceReader {
-        canonical_root: &canonical_root,
-        selection,
-        cluster,
-    };
+    let listing = DirListing::open(root, selection, cluster)?;
+    let indices: Vec<usize> = (0..listing.len()).collect();
     let results: Vec<ServiceFiles> =
-        map_in_order(&services, SERVICES_PER_THREAD, |(_, dir)| match dir {
-            Ok(dir) => reader.service(dir),
-            Err(reason) => ServiceFiles::refused(reason.clone()),
-        });
+        map_in_order(&indices, SERVICES_PER_THREAD, |&index| listing.read(index));
     let mut snapshot = Snapshot {
-        root: root.display().to_string(),
+        root: listing.root.clone(),
         revision: None,
         services: Default::default(),
     };
-    for ((name, _), files) in services.into_iter().zip(results) {
+    for ((name, _), files) in listing.services.into_iter().zip(results) {
         snapshot.services.insert(name, files);
     }
     Ok(snapshot)
 }
 
-/// What a directory entry is, following symbolic links that stay inside the root.
+/// The service folders of a soa-configs directory, listed but not read yet:
+/// each is read on its own with [`DirListing::read`], so that a caller can
+/// process a service right after reading it (see [`crate::pipeline`]).
+#[derive(Debug)]
+pub struct DirListing {
+    /// How paths are shown to users (the directory as given).
+    root: String,
+    canonical_root: PathBuf,
+    selection: FileSelection,
+    cluster: Option<String>,
+    /// See [`ServiceReader::instance_files`].
+    instance_files: Vec<String>,
+    /// Service names in order, with their folder or why it is refused.
+    services: Vec<(String, Result<PathBuf, String>)>,
+}
+
+impl DirListing {
+    /// Lists the service folders of `root`, to read the files `selection`
+    /// wants for `cluster` (every cluster when `None`).
+    pub fn open(
+        root: &Path,
+        selection: &FileSelection,
+        cluster: Option<&str>,
+    ) -> Result<Self, SourceError> {
+        let read_dir_error = |path: &Path, source| SourceError::ReadDirectory {
+            path: path.display().to_string(),
+            source,
+        };
+        let canonical_root = fs::canonicalize(root).map_err(|e| read_dir_error(root, e))?;
+        let mut services: Vec<(String, Result<PathBuf, String>)> = Vec::new();
+        for entry in fs::read_dir(root).map_err(|e| read_dir_error(root, e))? {
+            let entry = entry.map_err(|e| read_dir_error(root, e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            match resolve(&entry, &canonical_root) {
+                Resolved::Dir => services.push((name, Ok(entry.path()))),
+                Resolved::File | Resolved::Other => {}
+                Resolved::Refused(reason) => services.push((name, Err(reason))),
+            }
+        }
+        services.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut instance_files: Vec<String> = cluster
+            .map(|cluster| {
+                selection
+                    .file_prefixes
+                    .iter()
+                    .map(|prefix| format!("{prefix}-{cluster}.yaml"))
+                    .filter(|name| selection.wants_for(name, Some(cluster)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        instance_files.sort();
+        instance_files.dedup();
+        Ok(DirListing {
+            root: root.display().to_string(),
+            canonical_root,
+            selection: selection.clone(),
+            cluster: cluster.map(str::to_owned),
+            instance_files,
+            services,
+        })
+    }
+
+    /// How paths under this directory are shown to users.
+    #[must_use]
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The number of service folders.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+
+    /// The name of the service at `index` (names are in sorted order).
+    #[must_use]
+    pub fn name(&self, index: usize) -> &str {
+        &self.services[index].0
+    }
+
+    fn reader(&self) -> ServiceReader<'_> {
+        ServiceReader {
+            canonical_root: &self.canonical_root,
+            selection: &self.selection,
+            cluster: self.cluster.as_deref(),
+            instance_files: &self.instance_files,
+        }
+    }
+
+    /// Reads the selected files of the service at `index`.
+    #[must_use]
+    pub fn read(&self, index: usize) -> ServiceFiles {
+        match &self.services[index].1 {
+            Ok(dir) => self.reader().service(dir),
+            Err(reason) => ServiceFiles::refused(reason.clone()),
+        }
+    }
+}
+
 enum Resolved {
     Dir,
     File,
@@ -123,12 +200,30 @@ struct ServiceReader<'a> {
     canonical_root: &'a Path,
     selection: &'a FileSelection,
     cluster: Option<&'a str>,
+    /// With a cluster, the names of the instance files it wants
+    /// (`<prefix>-<cluster>.yaml`), in a service folder and in its
+    /// `autotuned_defaults`.
+    instance_files: &'a [String],
 }
+
+/// Files read in every service folder, whatever the cluster.
+const SERVICE_FILES: [&str; 2] = ["deployments.json", "service.yaml"];
 
 impl ServiceReader<'_> {
     /// The selected files of one service folder; what cannot be read safely
     /// is recorded as refused, which makes the service unknown.
     fn service(&self, service_dir: &Path) -> ServiceFiles {
+        #[cfg(unix)]
+        if self.cluster.is_some()
+            && let Some(files) = self.service_by_name(service_dir)
+        {
+            return files;
+        }
+        self.service_listed(service_dir)
+    }
+
+    /// [`Self::service`] by listing the folder and checking each entry.
+    fn service_listed(&self, service_dir: &Path) -> ServiceFiles {
         let mut files = ServiceFiles::default();
         if self.read_selected(service_dir, "", &mut files) {
             let autotuned = service_dir.join(AUTOTUNED_DEFAULTS);
@@ -175,6 +270,7 @@ impl ServiceReader<'_> {
                         Ok(Bounded::TooLarge(size)) => {
                             files.refuse_size(path_in_service, size, self.selection.max_file_bytes);
                         }
+                        Ok(Bounded::NotAFile) => {}
                         Err(error) => {
                             files.refuse(path_in_service, format!("failed to read it ({error})"));
                         }
@@ -188,20 +284,98 @@ impl ServiceReader<'_> {
     }
 }
 
+/// Reading a service folder for one cluster by the names of the files it
+/// wants, without listing it: a listing costs five system calls per folder
+/// (and as many again for `autotuned_defaults`), an absent file one failed
+/// open. Each file is opened relative to its folder and without following a
+/// symlink; anything unusual (a symlink, an entry that cannot be opened) gives
+/// up, and the folder is listed and checked entry by entry as before, so the
+/// result is always the listing's.
+#[cfg(unix)]
+impl ServiceReader<'_> {
+    fn service_by_name(&self, service_dir: &Path) -> Option<ServiceFiles> {
+        use rustix::fs::{CWD, Mode, OFlags, openat};
+        use rustix::io::Errno;
+        let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let dir = openat(CWD, service_dir, directory, Mode::empty()).ok()?;
+        let mut files = ServiceFiles::default();
+        let instance_files: Vec<&str> = self.instance_files.iter().map(String::as_str).collect();
+        let in_folder = [&SERVICE_FILES[..], &instance_files].concat();
+        self.read_by_name(&dir, "", &in_folder, &mut files)?;
+        match openat(
+            &dir,
+            AUTOTUNED_DEFAULTS,
+            directory | OFlags::NOFOLLOW,
+            Mode::empty(),
+        ) {
+            Ok(autotuned) => {
+                let prefix = format!("{AUTOTUNED_DEFAULTS}/");
+                self.read_by_name(&autotuned, &prefix, &instance_files, &mut files)?;
+            }
+            Err(Errno::NOENT) => {}
+            Err(_) => return None,
+        }
+        Some(files)
+    }
+
+    fn read_by_name(
+        &self,
+        dir: &rustix::fd::OwnedFd,
+        prefix: &str,
+        names: &[&str],
+        files: &mut ServiceFiles,
+    ) -> Option<()> {
+        use rustix::fs::{Mode, OFlags, openat};
+        use rustix::io::Errno;
+        // Not following symlinks: those need the listing's checks. Not
+        // blocking: a FIFO under a wanted name must not hang the read.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        for &name in names {
+            let file = match openat(dir, name, flags, Mode::empty()) {
+                Ok(fd) => fs::File::from(fd),
+                Err(Errno::NOENT) => continue,
+                Err(_) => return None,
+            };
+            let path_in_service = format!("{prefix}{name}");
+            let limit = self.selection.max_file_bytes;
+            match read_bounded_file(file, limit) {
+                Ok(Bounded::Read(bytes)) => {
+                    files.files.insert(path_in_service, bytes);
+                }
+                Ok(Bounded::TooLarge(size)) => files.refuse_size(path_in_service, size, limit),
+                Ok(Bounded::NotAFile) => {}
+                Err(error) => files.refuse(path_in_service, format!("failed to read it ({error})")),
+            }
+        }
+        Some(())
+    }
+}
+
 const AUTOTUNED_DEFAULTS: &str = "autotuned_defaults";
 
+#[derive(Debug)]
 enum Bounded {
     Read(Vec<u8>),
     /// The size seen (at least `limit + 1`); nothing past it was read.
     TooLarge(u64),
+    /// A directory, FIFO or device: not read.
+    NotAFile,
 }
 
 /// Reads a file of at most `limit` bytes; a larger one (even one that grows
 /// while it is read) is not read past the limit.
 fn read_bounded(path: &Path, limit: usize) -> std::io::Result<Bounded> {
+    read_bounded_file(fs::File::open(path)?, limit)
+}
+
+/// [`read_bounded`] of a file already open.
+fn read_bounded_file(mut file: fs::File, limit: usize) -> std::io::Result<Bounded> {
     use std::io::Read;
-    let mut file = fs::File::open(path)?;
-    let size = file.metadata()?.len();
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Ok(Bounded::NotAFile);
+    }
+    let size = metadata.len();
     let limit_bytes = u64::try_from(limit).unwrap_or(u64::MAX);
     if size > limit_bytes {
         return Ok(Bounded::TooLarge(size));
@@ -417,7 +591,7 @@ mod tests {
             fs::write(&path, &text).expect("write");
             match read_bounded(&path, 100_000).expect("read") {
                 Bounded::Read(bytes) => assert_eq!(bytes, text, "{size} bytes"),
-                Bounded::TooLarge(n) => panic!("{size} bytes refused as {n}"),
+                other => panic!("{size} bytes: {other:?}"),
             }
         }
     }
@@ -437,6 +611,134 @@ mod tests {
             read_bounded(path, 16).expect("read"),
             Bounded::TooLarge(17)
         ));
+    }
+
+    /// Reads every service of `root` for `cluster` both ways; returns the
+    /// services read by name (the others were listed).
+    #[cfg(unix)]
+    fn by_name_matches_listing(root: &Path, cluster: &str, max_file_bytes: usize) -> Vec<String> {
+        let selection = FileSelection {
+            file_prefixes: vec!["flink".into(), "flinkeks".into()],
+            max_file_bytes,
+        };
+        let listing = DirListing::open(root, &selection, Some(cluster)).expect("list");
+        let reader = listing.reader();
+        let mut by_name = Vec::new();
+        for (name, dir) in &listing.services {
+            let Ok(dir) = dir else { continue };
+            let listed = reader.service_listed(dir);
+            if let Some(files) = reader.service_by_name(dir) {
+                assert_eq!(files, listed, "{name} for {cluster}");
+                by_name.push(name.clone());
+            }
+            assert_eq!(reader.service(dir), listed, "{name} for {cluster}");
+        }
+        by_name
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn reading_by_name_gives_the_listings_result_or_gives_up() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::write(outside.path().join("x.yaml"), "main: {}").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let write = |path: &str, text: &str| {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(path, text).expect("write");
+        };
+        for file in [
+            "plain/flink-c1.yaml",
+            "plain/flinkeks-c1.yaml",
+            "plain/flink-c2.yaml",
+            "plain/deployments.json",
+            "plain/service.yaml",
+            "plain/README.md",
+            "plain/autotuned_defaults/flink-c1.yaml",
+            "plain/autotuned_defaults/flink-c2.yaml",
+            "plain/autotuned_defaults/service.yaml",
+            "no_autotuned/flink-c1.yaml",
+            "autotuned_is_a_file/flink-c1.yaml",
+            "autotuned_is_a_file/autotuned_defaults",
+            "shared/autotuned/flink-c1.yaml",
+            "autotuned_linked/flink-c1.yaml",
+            "linked_in/flink-c2.yaml",
+            "linked_out/service.yaml",
+        ] {
+            write(file, "main: {}\n");
+        }
+        write("too_large/flink-c1.yaml", &"x".repeat(64));
+        fs::create_dir_all(root.join("empty")).expect("mkdir");
+        fs::create_dir_all(root.join("dir_named_like_a_file/flink-c1.yaml")).expect("mkdir");
+        fs::create_dir_all(root.join("socket_named_like_a_file")).expect("mkdir");
+        let _socket = std::os::unix::net::UnixListener::bind(
+            root.join("socket_named_like_a_file/flink-c1.yaml"),
+        )
+        .expect("bind");
+        symlink(
+            root.join("shared/autotuned"),
+            root.join("autotuned_linked/autotuned_defaults"),
+        )
+        .expect("ln");
+        symlink(
+            root.join("linked_in/flink-c2.yaml"),
+            root.join("linked_in/flink-c1.yaml"),
+        )
+        .expect("ln");
+        symlink(
+            outside.path().join("x.yaml"),
+            root.join("linked_out/flink-c1.yaml"),
+        )
+        .expect("ln");
+        // Symlinks, a file where `autotuned_defaults` should be and a socket
+        // (which cannot be opened) are left to the listing.
+        let by_name = by_name_matches_listing(root, "c1", 32);
+        assert_eq!(
+            by_name,
+            [
+                "dir_named_like_a_file",
+                "empty",
+                "no_autotuned",
+                "plain",
+                "shared",
+                "too_large"
+            ]
+        );
+        let plain = read_dir_for_cluster(
+            root,
+            &FileSelection {
+                file_prefixes: vec!["flink".into(), "flinkeks".into()],
+                max_file_bytes: 32,
+            },
+            "c1",
+        )
+        .expect("read");
+        let files: Vec<&String> = plain.services["plain"].files.keys().collect();
+        assert_eq!(
+            files,
+            [
+                "autotuned_defaults/flink-c1.yaml",
+                "deployments.json",
+                "flink-c1.yaml",
+                "flinkeks-c1.yaml",
+                "service.yaml"
+            ]
+        );
+        assert_eq!(plain.services["too_large"].refused.len(), 1);
+        assert_eq!(plain.services["linked_out"].refused.len(), 1);
+        assert!(plain.services["autotuned_linked"].files.len() == 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_fixtures_read_by_name_as_listed() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/soa-configs");
+        for cluster in ["pnw-prod", "norcal-devc"] {
+            let by_name = by_name_matches_listing(&root, cluster, 1 << 20);
+            assert!(by_name.len() > 10, "{cluster}: {by_name:?}");
+        }
     }
 
     #[test]

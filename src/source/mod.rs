@@ -5,7 +5,7 @@
 pub mod git;
 mod local;
 
-pub use local::{read_dir, read_dir_for_cluster};
+pub use local::{DirListing, read_dir, read_dir_for_cluster};
 
 use std::collections::BTreeMap;
 
@@ -71,8 +71,14 @@ impl Snapshot {
     /// The user-facing path of a file of `service`.
     #[must_use]
     pub fn display_path(&self, service: &str, file: &str) -> String {
-        format!("{}/{service}/{file}", self.root.trim_end_matches('/'))
+        display_path(&self.root, service, file)
     }
+}
+
+/// How the path of `file` in `service` under `root` is shown to users.
+#[must_use]
+pub fn display_path(root: &str, service: &str, file: &str) -> String {
+    format!("{}/{service}/{file}", root.trim_end_matches('/'))
 }
 
 /// Which files of a service folder the pipeline reads.
