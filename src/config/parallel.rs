@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Parts per thread: threads claim parts one at a time, so a thread that
 /// gets less CPU (or slower items) than another does fewer parts instead of
 /// keeping the others waiting at the end.
-const PARTS_PER_THREAD: usize = 8;
+const PARTS_PER_THREAD: usize = 32;
 
 /// How many threads for `len` items: up to `available_parallelism()`, with
 /// at least `min_per_thread` items each.

@@ -312,10 +312,14 @@ pub fn load(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
             ),
         ));
     }
-    check_characters(text)?;
+    // The fast path takes only printable ASCII, so the character check is
+    // only needed when it gives up.
     let events = match yaml_subset::events(text) {
-        Some(events) => Events::Scanned(events.into_iter()),
-        None => Events::Parser(Box::new(Parser::new_from_str(text))),
+        Some(events) => Events::Scanned(events.into_iter(), text),
+        None => {
+            check_characters(text)?;
+            Events::Parser(Box::new(Parser::new_from_str(text)))
+        }
     };
     compose(events, limits)
 }
@@ -352,7 +356,7 @@ fn compose(events: Events<'_>, limits: &Limits) -> Result<Option<Node>, LoadErro
 /// Where the composer's events come from: the fast path's list, or
 /// saphyr-parser for everything outside the subset.
 enum Events<'a> {
-    Scanned(std::vec::IntoIter<yaml_subset::Located<'a>>),
+    Scanned(std::vec::IntoIter<yaml_subset::Scanned>, &'a str),
     /// Boxed: the parser is large and the fast path is the common case.
     Parser(Box<Parser<'a, saphyr_parser::StrInput<'a>>>),
 }
@@ -410,8 +414,8 @@ type Next<'a> = (Event<'a>, Mark);
 impl<'a> Composer<'a> {
     fn next(&mut self) -> Result<Next<'a>, LoadError> {
         let parser = match &mut self.events {
-            Events::Scanned(events) => {
-                return events.next().ok_or_else(|| {
+            Events::Scanned(events, text) => {
+                return events.next().map(|event| event.event(text)).ok_or_else(|| {
                     LoadError::new(Mark::default(), "unexpected end of the YAML stream")
                 });
             }
