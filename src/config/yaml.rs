@@ -335,6 +335,53 @@ pub fn load_with_saphyr(text: &str, limits: &Limits) -> Result<Option<Node>, Loa
     compose(Events::Parser(Box::new(Parser::new_from_str(text))), limits)
 }
 
+/// The result of [`load`] as text: every value with its position, floats by
+/// their bits (a NaN is never equal to itself), mappings without their hash
+/// index (whose order is random). Two loads are the same when their texts
+/// are; the fast path's tests and fuzz target compare with it.
+#[doc(hidden)]
+#[must_use]
+pub fn canonical_text(loaded: &Result<Option<Node>, LoadError>) -> String {
+    fn write_node(node: &Node, out: &mut String) {
+        use std::fmt::Write;
+        match &node.value {
+            NodeValue::Float(f) => {
+                let _ = write!(out, "float {:x}", f.to_bits());
+            }
+            NodeValue::Seq(items) => {
+                out.push('[');
+                for item in items {
+                    write_node(item, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            NodeValue::Map(mapping) => {
+                out.push('{');
+                for (key, value) in mapping.iter() {
+                    write_node(key, out);
+                    out.push_str(": ");
+                    write_node(value, out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            other => {
+                let _ = write!(out, "{other:?}");
+            }
+        }
+        let _ = write!(out, "@{} ", node.mark);
+    }
+    match loaded {
+        Ok(Some(root)) => {
+            let mut out = String::new();
+            write_node(root, &mut out);
+            out
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 /// Whether [`load`] takes the fast path for `text` (for tests and benchmarks
 /// that must not quietly measure the slow one).
 #[doc(hidden)]

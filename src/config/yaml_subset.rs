@@ -94,6 +94,10 @@ impl Scanned {
 /// `max_depth`), so the recursion here stays shallow on hostile input.
 const MAX_DEPTH: usize = 64;
 
+/// Files with more anchors are left to saphyr-parser (a soa-configs file
+/// has a handful).
+const MAX_ANCHORS: usize = 256;
+
 /// YAML limits an implicit key to 1024 characters; longer keys are left to
 /// saphyr-parser, which reports them.
 const MAX_KEY_LEN: usize = 1000;
@@ -408,7 +412,7 @@ impl<'a> Scanner<'a> {
         let line = self.lines[self.at];
         let (anchor, anchor_mark, start) = if self.bytes[start] == b'&' {
             let name_end = self.name_end(start + 1, line.end)?;
-            let id = self.define_anchor(&self.text[start + 1..name_end]);
+            let id = self.define_anchor(&self.text[start + 1..name_end])?;
             let mark = line.mark(start);
             if self.rest_is_empty(name_end, line.end).is_some() {
                 // `&name` alone: the anchored node is the block below.
@@ -661,10 +665,15 @@ impl<'a> Scanner<'a> {
         (len > 0 && follows_ok).then_some(after)
     }
 
-    fn define_anchor(&mut self, name: &'a str) -> usize {
+    /// A new anchor's id; `None` past [`MAX_ANCHORS`] (aliases are looked up
+    /// by a scan, which must stay short).
+    fn define_anchor(&mut self, name: &'a str) -> Option<usize> {
+        if self.anchors.len() >= MAX_ANCHORS {
+            return None;
+        }
         let id = self.anchors.len() + 1;
         self.anchors.push((name, id));
-        id
+        Some(id)
     }
 
     /// The id of the newest anchor called `name`; `None` (saphyr-parser
