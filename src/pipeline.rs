@@ -15,7 +15,8 @@ use crate::config::{self, Settings};
 use crate::render::{self, DesiredSet};
 use crate::source::DirListing;
 
-/// Services handed to a thread at a time.
+/// Fewer services than this per thread are not worth a thread (each one
+/// is read, loaded and rendered, so fewer than elsewhere).
 const SERVICES_PER_THREAD: usize = 16;
 
 /// Renders `cluster` from every service of `listing` (or only

@@ -733,6 +733,27 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn a_cluster_name_with_a_slash_never_reads_outside_the_service_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::create_dir_all(root.join("svc/flink-x")).expect("mkdir");
+        fs::write(root.join("svc/flink-x/y.yaml"), "main: {}").expect("write");
+        fs::write(root.join("svc/flink-c1.yaml"), "main: {}").expect("write");
+        let selection = FileSelection {
+            file_prefixes: vec!["flink".into()],
+            ..FileSelection::default()
+        };
+        // `wants_for` takes no name with a `/`, so none is opened.
+        let listing = DirListing::open(root, &selection, Some("x/y")).expect("list");
+        assert!(listing.instance_files.is_empty());
+        let files = listing.read(0);
+        assert!(files.files.is_empty(), "{:?}", files.files.keys());
+        let plain = DirListing::open(root, &selection, Some("c1")).expect("list");
+        assert_eq!(plain.read(0).files.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn the_fixtures_read_by_name_as_listed() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/soa-configs");
         for cluster in ["pnw-prod", "norcal-devc"] {
