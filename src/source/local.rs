@@ -682,6 +682,8 @@ mod tests {
             root.join("autotuned_linked/autotuned_defaults"),
         )
         .expect("ln");
+        // A service folder that is a symlink inside the root is read through it.
+        symlink(root.join("plain"), root.join("plain_linked")).expect("ln");
         symlink(
             root.join("linked_in/flink-c2.yaml"),
             root.join("linked_in/flink-c1.yaml"),
@@ -702,6 +704,7 @@ mod tests {
                 "empty",
                 "no_autotuned",
                 "plain",
+                "plain_linked",
                 "shared",
                 "too_large"
             ]
