@@ -29,8 +29,11 @@ pub fn render_listing(
     only_service: Option<&str>,
     only_instance: Option<&str>,
 ) -> DesiredSet {
-    let selected: Vec<usize> = (0..listing.len())
-        .filter(|&index| only_service.is_none_or(|only| only == listing.name(index)))
+    let selected: Vec<usize> = listing
+        .names()
+        .enumerate()
+        .filter(|(_, name)| only_service.is_none_or(|only| only == *name))
+        .map(|(index, _)| index)
         .collect();
     let rendered = map_in_order(&selected, SERVICES_PER_THREAD, |&index| {
         let name = listing.name(index);
@@ -55,29 +58,21 @@ mod tests {
         Settings::parse(&text, "flink-gitops.yaml").expect("valid settings")
     }
 
-    fn staged(
+    /// The desired set rendered per service, then stage by stage.
+    fn both_ways(
         root: &Path,
         settings: &Settings,
         cluster: &str,
         only_service: Option<&str>,
         only_instance: Option<&str>,
-    ) -> DesiredSet {
-        let snapshot =
-            read_dir_for_cluster(root, &settings.file_selection(), cluster).expect("read");
+    ) -> (DesiredSet, DesiredSet) {
+        let selection = settings.file_selection();
+        let listing = DirListing::open(root, &selection, Some(cluster)).expect("list");
+        let per_service = render_listing(&listing, settings, cluster, only_service, only_instance);
+        let snapshot = read_dir_for_cluster(root, &selection, cluster).expect("read");
         let config_set = config::load(&snapshot, settings, cluster, only_service);
-        render::render_owned(config_set, settings, only_instance)
-    }
-
-    fn per_service(
-        root: &Path,
-        settings: &Settings,
-        cluster: &str,
-        only_service: Option<&str>,
-        only_instance: Option<&str>,
-    ) -> DesiredSet {
-        let listing =
-            DirListing::open(root, &settings.file_selection(), Some(cluster)).expect("list");
-        render_listing(&listing, settings, cluster, only_service, only_instance)
+        let staged = render::render_owned(config_set, settings, only_instance);
+        (per_service, staged)
     }
 
     #[test]
@@ -86,16 +81,12 @@ mod tests {
         let settings = settings();
         let mut outcomes = [0; 4];
         for cluster in ["pnw-prod", "norcal-devc"] {
-            let expected = staged(&root, &settings, cluster, None, None);
+            let (per_service, expected) = both_ways(&root, &settings, cluster, None, None);
             outcomes[0] += expected.resources.len();
             outcomes[1] += expected.skipped.len();
             outcomes[2] += expected.failed.len();
             outcomes[3] += expected.unknown_services.len();
-            assert_eq!(
-                per_service(&root, &settings, cluster, None, None),
-                expected,
-                "{cluster}"
-            );
+            assert_eq!(per_service, expected, "{cluster}");
         }
         // The fixtures hold every outcome: rendered, skipped, failed, unknown.
         assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
@@ -106,19 +97,17 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/soa-configs");
         let settings = settings();
         let cluster = "pnw-prod";
-        let all = staged(&root, &settings, cluster, None, None);
+        let (_, all) = both_ways(&root, &settings, cluster, None, None);
         let one = &all.resources[0];
         let service = Some(one.service.as_str());
         let instance = Some(one.instance.as_str());
         for (only_service, only_instance) in
             [(service, None), (service, instance), (None, instance)]
         {
-            let expected = staged(&root, &settings, cluster, only_service, only_instance);
+            let (per_service, expected) =
+                both_ways(&root, &settings, cluster, only_service, only_instance);
             assert!(!expected.resources.is_empty());
-            assert_eq!(
-                per_service(&root, &settings, cluster, only_service, only_instance),
-                expected
-            );
+            assert_eq!(per_service, expected);
         }
     }
 
@@ -131,8 +120,8 @@ mod tests {
         std::fs::write(root.join("svc/flink-c1.yaml"), "main: {}\n").expect("write");
         std::os::unix::fs::symlink("/etc", root.join("escaped")).expect("ln");
         let settings = settings();
-        let desired = per_service(root, &settings, "c1", None, None);
-        assert_eq!(desired, staged(root, &settings, "c1", None, None));
+        let (desired, staged) = both_ways(root, &settings, "c1", None, None);
+        assert_eq!(desired, staged);
         assert!(desired.unknown_services.contains_key("escaped"));
         assert_eq!(desired.skipped.len(), 1, "{desired:?}");
     }

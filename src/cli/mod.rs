@@ -358,14 +358,19 @@ fn load_inputs(args: &SourceArgs) -> Result<(Settings, Snapshot), CliError> {
 /// configuration) only that cluster's instance files are read. Returns the
 /// cluster too (`None` when neither names one; the caller decides whether
 /// that is an error, after the snapshot was read as before).
+/// The cluster from the command line, else `cluster` in `flink-gitops.yaml`.
+fn chosen_cluster(cluster: Option<&str>, settings: &Settings) -> Option<String> {
+    cluster
+        .map(str::to_owned)
+        .or_else(|| settings.cluster.clone())
+}
+
 fn load_cluster_inputs(
     source: &SourceArgs,
     cluster: Option<&str>,
 ) -> Result<(Settings, Option<String>, Snapshot), CliError> {
     let settings = load_settings(source.config.as_deref())?;
-    let cluster = cluster
-        .map(str::to_owned)
-        .or_else(|| settings.cluster.clone());
+    let cluster = chosen_cluster(cluster, &settings);
     let selection = settings.file_selection();
     let snapshot = match &cluster {
         Some(cluster) => read_dir_for_cluster(&source.soa_dir, &selection, cluster)?,

@@ -1,7 +1,7 @@
 //! `flink-gitops render`.
 
 use super::output::{json_list, report_problems};
-use super::{CliError, ExitCode, OutputFormat, RenderArgs, load_settings};
+use super::{CliError, ExitCode, OutputFormat, RenderArgs, chosen_cluster, load_settings};
 use crate::config::parallel::map_in_order;
 use crate::pipeline;
 use crate::source::DirListing;
@@ -18,7 +18,7 @@ pub fn run(
     stderr: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
     let settings = load_settings(args.source.config.as_deref())?;
-    let cluster = args.cluster.clone().or_else(|| settings.cluster.clone());
+    let cluster = chosen_cluster(args.cluster.as_deref(), &settings);
     let listing = DirListing::open(
         &args.source.soa_dir,
         &settings.file_selection(),
@@ -26,7 +26,7 @@ pub fn run(
     )?;
     let cluster = cluster.ok_or(CliError::MissingCluster)?;
     if let Some(service) = &args.service
-        && !(0..listing.len()).any(|index| listing.name(index) == service)
+        && !listing.names().any(|name| name == service)
     {
         return Err(CliError::UnknownService {
             service: service.clone(),

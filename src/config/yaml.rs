@@ -302,16 +302,7 @@ impl LoadError {
 
 /// Loads a single-document YAML file. An empty stream is `None`, like PyYAML.
 pub fn load(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
-    if text.len() > limits.max_document_bytes {
-        return Err(LoadError::new(
-            Mark { line: 1, column: 1 },
-            format!(
-                "the file is {} bytes, over {} bytes (limit max_document_bytes)",
-                text.len(),
-                limits.max_document_bytes
-            ),
-        ));
-    }
+    check_size(text, limits)?;
     // The fast path takes only printable ASCII, so the character check is
     // only needed when it gives up.
     let events = match yaml_subset::events(text) {
@@ -328,9 +319,7 @@ pub fn load(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
 /// reference the fast path is tested against.
 #[doc(hidden)]
 pub fn load_with_saphyr(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
-    if text.len() > limits.max_document_bytes {
-        return load(text, limits);
-    }
+    check_size(text, limits)?;
     check_characters(text)?;
     compose(Events::Parser(Box::new(Parser::new_from_str(text))), limits)
 }
@@ -408,16 +397,36 @@ enum Events<'a> {
     Parser(Box<Parser<'a, saphyr_parser::StrInput<'a>>>),
 }
 
+fn check_size(text: &str, limits: &Limits) -> Result<(), LoadError> {
+    if text.len() > limits.max_document_bytes {
+        return Err(LoadError::new(
+            Mark { line: 1, column: 1 },
+            format!(
+                "the file is {} bytes, over {} bytes (limit max_document_bytes)",
+                text.len(),
+                limits.max_document_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether every byte of `text` is `allowed`: one pass in blocks without an
+/// early exit inside, which the compiler vectorises (nearly every file is
+/// printable ASCII, so the pass nearly always runs to the end).
+#[inline]
+pub(super) fn every_byte(text: &str, allowed: impl Fn(u8) -> bool) -> bool {
+    text.as_bytes()
+        .chunks(64)
+        .all(|block| block.iter().fold(true, |ok, &b| ok & allowed(b)))
+}
+
 /// libyaml's reader refuses characters outside YAML's printable set (C0
 /// controls other than tab and line breaks, DEL, C1 controls other than NEL,
 /// surrogates, U+FFFE/U+FFFF); PyYAML fails on such files, so we do too.
 fn check_characters(text: &str) -> Result<(), LoadError> {
-    // Nearly every file is printable ASCII: one pass over the bytes decides
-    // (blocks without an early exit, which the compiler vectorises).
-    let printable_ascii = text.as_bytes().chunks(64).all(|block| {
-        block.iter().fold(true, |ok, &b| {
-            ok & ((b' '..=b'~').contains(&b) | (b == b'\t') | (b == b'\n') | (b == b'\r'))
-        })
+    let printable_ascii = every_byte(text, |b| {
+        (b' '..=b'~').contains(&b) | matches!(b, b'\t' | b'\n' | b'\r')
     });
     if printable_ascii {
         return Ok(());

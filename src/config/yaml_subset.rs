@@ -11,7 +11,7 @@
 //! gives up and returns `None`, and the caller parses the file with
 //! saphyr-parser as before. The loader's tests compare both paths.
 
-use super::yaml::Mark;
+use super::yaml::{Mark, every_byte};
 use saphyr_parser::{Event, ScalarStyle};
 use std::borrow::Cow;
 
@@ -111,7 +111,6 @@ pub(super) fn events(text: &str) -> Option<Vec<Scanned>> {
     let lines = content_lines(text)?;
     let mut scanner = Scanner {
         text,
-        bytes: text.as_bytes(),
         lines,
         at: 0,
         events: Vec::with_capacity(text.len() / 8),
@@ -151,16 +150,10 @@ impl Line {
 /// Splits `text` into its content lines; `None` when a byte outside the
 /// subset appears (tabs, carriage returns, non-ASCII, control characters).
 fn content_lines(text: &str) -> Option<Vec<Line>> {
-    let bytes = text.as_bytes();
-    // Blocks without an early exit inside, which the compiler vectorises.
-    let in_subset = bytes.chunks(64).all(|block| {
-        block.iter().fold(true, |ok, &b| {
-            ok & ((b == b'\n') | (b' '..=b'~').contains(&b))
-        })
-    });
-    if !in_subset {
+    if !every_byte(text, |b| (b == b'\n') | (b' '..=b'~').contains(&b)) {
         return None;
     }
+    let bytes = text.as_bytes();
     let mut lines = Vec::with_capacity(bytes.len() / 24);
     let mut begin = 0;
     let mut number = 1;
@@ -189,7 +182,6 @@ fn content_lines(text: &str) -> Option<Vec<Line>> {
 
 struct Scanner<'a> {
     text: &'a str,
-    bytes: &'a [u8],
     lines: Vec<Line>,
     /// Index of the current line in `lines`.
     at: usize,
@@ -203,9 +195,13 @@ struct Scanner<'a> {
 const NO_MARK: Mark = Mark { line: 0, column: 0 };
 
 impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn stream(&mut self) -> Option<()> {
         let first = *self.lines.first()?;
-        let explicit = first.indent() == 0 && self.bytes[first.start..].starts_with(b"---");
+        let explicit = first.indent() == 0 && self.bytes()[first.start..].starts_with(b"---");
         if explicit {
             self.rest_is_empty(first.start + 3, first.end)?;
             self.at = 1;
@@ -228,9 +224,9 @@ impl<'a> Scanner<'a> {
     /// `---`, `...` or a directive at the start of a line.
     fn is_document_marker(&self, line: &Line) -> bool {
         line.indent() == 0
-            && (self.bytes[line.start..line.end].starts_with(b"---")
-                || self.bytes[line.start..line.end].starts_with(b"...")
-                || self.bytes[line.start] == b'%')
+            && (self.bytes()[line.start..line.end].starts_with(b"---")
+                || self.bytes()[line.start..line.end].starts_with(b"...")
+                || self.bytes()[line.start] == b'%')
     }
 
     /// Whether only spaces and a comment follow `from` on the line: `Some(true)`
@@ -240,7 +236,7 @@ impl<'a> Scanner<'a> {
         if from == end {
             return Some(true);
         }
-        let rest = &self.bytes[from..end];
+        let rest = &self.bytes()[from..end];
         if rest[0] != b' ' {
             return None;
         }
@@ -252,8 +248,8 @@ impl<'a> Scanner<'a> {
     }
 
     fn is_dash(&self, line: &Line) -> bool {
-        self.bytes[line.start] == b'-'
-            && (line.start + 1 == line.end || self.bytes[line.start + 1] == b' ')
+        self.bytes()[line.start] == b'-'
+            && (line.start + 1 == line.end || self.bytes()[line.start + 1] == b' ')
             && !self.is_document_marker(line)
     }
 
@@ -313,7 +309,7 @@ impl<'a> Scanner<'a> {
         let key = self.key(start, line.end)?;
         self.scalar(key.text, 0, line.mark(start));
         let value = self.skip_spaces(key.colon + 1, line.end);
-        if value == line.end || self.bytes[value] == b'#' {
+        if value == line.end || self.bytes()[value] == b'#' {
             self.at += 1;
             return match self.lines.get(self.at).copied() {
                 Some(next) if next.indent() > indent => self.block_collection(0, None),
@@ -393,13 +389,13 @@ impl<'a> Scanner<'a> {
             };
         }
         let item = self.skip_spaces(dash + 1, line.end);
-        if item == line.end || self.bytes[item] == b'#' {
+        if item == line.end || self.bytes()[item] == b'#' {
             // Trailing spaces or a comment after an empty item move its
             // position in saphyr-parser; not worth copying.
             return None;
         }
-        match self.bytes[item] {
-            b'-' if item + 1 == line.end || self.bytes[item + 1] == b' ' => None,
+        match self.bytes()[item] {
+            b'-' if item + 1 == line.end || self.bytes()[item + 1] == b' ' => None,
             b'&' | b'*' | b'[' | b'{' => self.inline_value(item, indent),
             _ if self.key(item, line.end).is_some() => self.block_mapping(item, 0, None),
             _ => self.inline_value(item, indent),
@@ -410,7 +406,7 @@ impl<'a> Scanner<'a> {
     /// at `indent`; leaves `at` on the line after it.
     fn inline_value(&mut self, start: usize, indent: usize) -> Option<()> {
         let line = self.lines[self.at];
-        let (anchor, anchor_mark, start) = if self.bytes[start] == b'&' {
+        let (anchor, anchor_mark, start) = if self.bytes()[start] == b'&' {
             let name_end = self.name_end(start + 1, line.end)?;
             let id = self.define_anchor(&self.text[start + 1..name_end])?;
             let mark = line.mark(start);
@@ -427,7 +423,7 @@ impl<'a> Scanner<'a> {
             (0, None, start)
         };
         let mark = anchor_mark.unwrap_or_else(|| line.mark(start));
-        let end = match self.bytes[start] {
+        let end = match self.bytes()[start] {
             b'*' if anchor == 0 => {
                 let name_end = self.name_end(start + 1, line.end)?;
                 let id = self.alias(&self.text[start + 1..name_end])?;
@@ -440,13 +436,13 @@ impl<'a> Scanner<'a> {
                 end
             }
             b'[' => self.flow_sequence(start, line, anchor, mark)?,
-            b'{' if self.bytes[start..line.end].starts_with(b"{}") => {
+            b'{' if self.bytes()[start..line.end].starts_with(b"{}") => {
                 self.push(Kind::MappingStart, anchor, mark);
                 self.push(Kind::MappingEnd, 0, NO_MARK);
                 start + 2
             }
             // `-1`, `-Xmx4g`: a dash followed by a non-space starts a plain scalar.
-            b'-' if start + 1 < line.end && self.bytes[start + 1] != b' ' => {
+            b'-' if start + 1 < line.end && self.bytes()[start + 1] != b' ' => {
                 self.plain_value(start, line.end, anchor, mark)?
             }
             b if is_indicator(b) => return None,
@@ -469,7 +465,7 @@ impl<'a> Scanner<'a> {
         anchor: usize,
         mark: Mark,
     ) -> Option<usize> {
-        let bytes = &self.bytes[start..end];
+        let bytes = &self.bytes()[start..end];
         let mut stop = bytes.len();
         for (i, pair) in bytes.windows(2).enumerate() {
             if pair == b" #" {
@@ -500,12 +496,12 @@ impl<'a> Scanner<'a> {
     ) -> Option<usize> {
         self.push(Kind::SequenceStart, anchor, mark);
         let mut at = self.skip_spaces(open + 1, line.end);
-        if self.bytes.get(at) == Some(&b']') {
+        if self.bytes().get(at) == Some(&b']') {
             self.push(Kind::SequenceEnd, 0, NO_MARK);
             return Some(at + 1);
         }
         loop {
-            let item_end = match *self.bytes.get(at)? {
+            let item_end = match *self.bytes().get(at)? {
                 b'*' => {
                     let end = self.name_end(at + 1, line.end)?;
                     let id = self.alias(&self.text[at + 1..end])?;
@@ -518,7 +514,7 @@ impl<'a> Scanner<'a> {
                     end
                 }
                 b if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'/' => {
-                    let len = self.bytes[at..line.end]
+                    let len = self.bytes()[at..line.end]
                         .iter()
                         .position(|&b| !is_flow_word(b))
                         .unwrap_or(line.end - at);
@@ -528,14 +524,14 @@ impl<'a> Scanner<'a> {
                 _ => return None,
             };
             at = self.skip_spaces(item_end, line.end);
-            match *self.bytes.get(at)? {
+            match *self.bytes().get(at)? {
                 b']' if at < line.end => {
                     self.push(Kind::SequenceEnd, 0, NO_MARK);
                     return Some(at + 1);
                 }
                 b',' if at < line.end => {
                     at = self.skip_spaces(at + 1, line.end);
-                    if at == line.end || self.bytes[at] == b']' {
+                    if at == line.end || self.bytes()[at] == b']' {
                         return None;
                     }
                 }
@@ -547,11 +543,11 @@ impl<'a> Scanner<'a> {
     /// A one-line quoted scalar at `start`: its text and the offset after
     /// the closing quote.
     fn quoted(&self, start: usize, end: usize) -> Option<(Text, usize)> {
-        let quote = self.bytes[start];
+        let quote = self.bytes()[start];
         let body = start + 1;
         if quote == b'"' {
-            let len = self.bytes[body..end].iter().position(|&b| b == b'"')?;
-            if self.bytes[body..body + len].contains(&b'\\') {
+            let len = self.bytes()[body..end].iter().position(|&b| b == b'"')?;
+            if self.bytes()[body..body + len].contains(&b'\\') {
                 return None;
             }
             return Some(((Style::DoubleQuoted, body, body + len), body + len + 1));
@@ -559,9 +555,9 @@ impl<'a> Scanner<'a> {
         let mut at = body;
         let mut doubled = false;
         loop {
-            let len = self.bytes[at..end].iter().position(|&b| b == b'\'')?;
+            let len = self.bytes()[at..end].iter().position(|&b| b == b'\'')?;
             at += len;
-            if self.bytes.get(at + 1) == Some(&b'\'') && at + 1 < end {
+            if self.bytes().get(at + 1) == Some(&b'\'') && at + 1 < end {
                 doubled = true;
                 at += 2;
                 continue;
@@ -580,11 +576,11 @@ impl<'a> Scanner<'a> {
     /// the line holds `key:` followed by a space or the end of the line.
     fn key(&self, start: usize, end: usize) -> Option<Key> {
         let colon_ends_key = |colon: usize| {
-            self.bytes.get(colon) == Some(&b':')
+            self.bytes().get(colon) == Some(&b':')
                 && colon < end
-                && (colon + 1 == end || self.bytes[colon + 1] == b' ')
+                && (colon + 1 == end || self.bytes()[colon + 1] == b' ')
         };
-        match self.bytes[start] {
+        match self.bytes()[start] {
             b'\'' | b'"' => {
                 let (text, after) = self.quoted(start, end)?;
                 if !colon_ends_key(after) || after - start > MAX_KEY_LEN {
@@ -595,7 +591,7 @@ impl<'a> Scanner<'a> {
             b'-' | b':' | b'?' => None,
             b if is_indicator(b) => None,
             _ => {
-                let bytes = &self.bytes[start..end];
+                let bytes = &self.bytes()[start..end];
                 let mut colon = None;
                 for i in 0..bytes.len() {
                     match bytes[i] {
@@ -646,7 +642,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn skip_spaces(&self, from: usize, end: usize) -> usize {
-        self.bytes[from..end]
+        self.bytes()[from..end]
             .iter()
             .position(|&b| b != b' ')
             .map_or(end, |p| from + p)
@@ -656,12 +652,12 @@ impl<'a> Scanner<'a> {
     /// digits, `_` and `-`, followed by a space, the end of the line, or a
     /// flow separator.
     fn name_end(&self, from: usize, end: usize) -> Option<usize> {
-        let len = self.bytes[from..end]
+        let len = self.bytes()[from..end]
             .iter()
             .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
             .unwrap_or(end - from);
         let after = from + len;
-        let follows_ok = after == end || matches!(self.bytes[after], b' ' | b',' | b']');
+        let follows_ok = after == end || matches!(self.bytes()[after], b' ' | b',' | b']');
         (len > 0 && follows_ok).then_some(after)
     }
 

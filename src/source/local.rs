@@ -131,6 +131,11 @@ impl DirListing {
         self.services.is_empty()
     }
 
+    /// The service names, in sorted order (index `i` is service `i`).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.services.iter().map(|(name, _)| name.as_str())
+    }
+
     /// The name of the service at `index` (names are in sorted order).
     #[must_use]
     pub fn name(&self, index: usize) -> &str {
@@ -227,7 +232,7 @@ impl ServiceReader<'_> {
         let mut files = ServiceFiles::default();
         if self.read_selected(service_dir, "", &mut files) {
             let autotuned = service_dir.join(AUTOTUNED_DEFAULTS);
-            self.read_selected(&autotuned, &format!("{AUTOTUNED_DEFAULTS}/"), &mut files);
+            self.read_selected(&autotuned, AUTOTUNED_PREFIX, &mut files);
         }
         files
     }
@@ -263,18 +268,9 @@ impl ServiceReader<'_> {
             match resolve(&entry, self.canonical_root) {
                 Resolved::Dir if autotuned_dir => has_autotuned = true,
                 Resolved::File if !autotuned_dir => {
-                    match read_bounded(&entry.path(), self.selection.max_file_bytes) {
-                        Ok(Bounded::Read(bytes)) => {
-                            files.files.insert(path_in_service, bytes);
-                        }
-                        Ok(Bounded::TooLarge(size)) => {
-                            files.refuse_size(path_in_service, size, self.selection.max_file_bytes);
-                        }
-                        Ok(Bounded::NotAFile) => {}
-                        Err(error) => {
-                            files.refuse(path_in_service, format!("failed to read it ({error})"));
-                        }
-                    }
+                    let limit = self.selection.max_file_bytes;
+                    let read = read_bounded(&entry.path(), limit);
+                    file_read(files, path_in_service, read, limit);
                 }
                 Resolved::Refused(reason) => files.refuse(path_in_service, reason),
                 Resolved::Dir | Resolved::File | Resolved::Other => {}
@@ -299,9 +295,8 @@ impl ServiceReader<'_> {
         let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let dir = openat(CWD, service_dir, directory, Mode::empty()).ok()?;
         let mut files = ServiceFiles::default();
-        let instance_files: Vec<&str> = self.instance_files.iter().map(String::as_str).collect();
-        let in_folder = [&SERVICE_FILES[..], &instance_files].concat();
-        self.read_by_name(&dir, "", &in_folder, &mut files)?;
+        self.read_by_name(&dir, "", &SERVICE_FILES, &mut files)?;
+        self.read_by_name(&dir, "", self.instance_files, &mut files)?;
         match openat(
             &dir,
             AUTOTUNED_DEFAULTS,
@@ -309,8 +304,12 @@ impl ServiceReader<'_> {
             Mode::empty(),
         ) {
             Ok(autotuned) => {
-                let prefix = format!("{AUTOTUNED_DEFAULTS}/");
-                self.read_by_name(&autotuned, &prefix, &instance_files, &mut files)?;
+                self.read_by_name(
+                    &autotuned,
+                    AUTOTUNED_PREFIX,
+                    self.instance_files,
+                    &mut files,
+                )?;
             }
             Err(Errno::NOENT) => {}
             Err(_) => return None,
@@ -322,7 +321,7 @@ impl ServiceReader<'_> {
         &self,
         dir: &rustix::fd::OwnedFd,
         prefix: &str,
-        names: &[&str],
+        names: &[impl AsRef<str>],
         files: &mut ServiceFiles,
     ) -> Option<()> {
         use rustix::fs::{Mode, OFlags, openat};
@@ -330,28 +329,42 @@ impl ServiceReader<'_> {
         // Not following symlinks: those need the listing's checks. Not
         // blocking: a FIFO under a wanted name must not hang the read.
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        for &name in names {
+        for name in names {
+            let name = name.as_ref();
             let file = match openat(dir, name, flags, Mode::empty()) {
                 Ok(fd) => fs::File::from(fd),
                 Err(Errno::NOENT) => continue,
                 Err(_) => return None,
             };
-            let path_in_service = format!("{prefix}{name}");
             let limit = self.selection.max_file_bytes;
-            match read_bounded_file(file, limit) {
-                Ok(Bounded::Read(bytes)) => {
-                    files.files.insert(path_in_service, bytes);
-                }
-                Ok(Bounded::TooLarge(size)) => files.refuse_size(path_in_service, size, limit),
-                Ok(Bounded::NotAFile) => {}
-                Err(error) => files.refuse(path_in_service, format!("failed to read it ({error})")),
-            }
+            let read = read_bounded_file(file, limit);
+            file_read(files, format!("{prefix}{name}"), read, limit);
         }
         Some(())
     }
 }
 
+/// Files the outcome of reading `path_in_service` (at most `limit` bytes):
+/// its bytes, or why it was refused; anything not a regular file is skipped.
+fn file_read(
+    files: &mut ServiceFiles,
+    path_in_service: String,
+    read: std::io::Result<Bounded>,
+    limit: usize,
+) {
+    match read {
+        Ok(Bounded::Read(bytes)) => {
+            files.files.insert(path_in_service, bytes);
+        }
+        Ok(Bounded::TooLarge(size)) => files.refuse_size(path_in_service, size, limit),
+        Ok(Bounded::NotAFile) => {}
+        Err(error) => files.refuse(path_in_service, format!("failed to read it ({error})")),
+    }
+}
+
 const AUTOTUNED_DEFAULTS: &str = "autotuned_defaults";
+/// How paths inside `autotuned_defaults` start.
+const AUTOTUNED_PREFIX: &str = "autotuned_defaults/";
 
 #[derive(Debug)]
 enum Bounded {
