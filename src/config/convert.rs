@@ -164,12 +164,11 @@ fn finish_map(
     path: &FieldPath<'_>,
 ) -> Result<Value, ConvertError> {
     sort_like_python(&mut entries).map_err(|message| path.error(mark, message))?;
-    Ok(Value::Map(Map::from_sorted(
-        entries
-            .into_iter()
-            .map(|(_, text, value)| (text, value))
-            .collect(),
-    )))
+    // Not `collect`: it would reuse the larger allocation of `entries`, and
+    // rendered resources keep these maps alive.
+    let mut sorted = Vec::with_capacity(entries.len());
+    sorted.extend(entries.into_iter().map(|(_, text, value)| (text, value)));
+    Ok(Value::Map(Map::from_sorted(sorted)))
 }
 
 /// How Python orders a key when sorting: numbers (int, float, bool) compare

@@ -93,6 +93,17 @@ pub struct Mapping {
     index: Option<Box<HashMap<KeyId, usize>>>,
 }
 
+impl Mapping {
+    /// An empty mapping with room for `capacity` pairs.
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Self {
+        Mapping {
+            entries: Vec::with_capacity(capacity),
+            index: None,
+        }
+    }
+}
+
 impl PartialEq for Mapping {
     fn eq(&self, other: &Self) -> bool {
         self.entries == other.entries
@@ -385,6 +396,8 @@ fn compose(events: Events<'_>, limits: &Limits) -> Result<Option<Node>, LoadErro
         anchors: HashMap::new(),
         alias_nodes: 0,
         limits: *limits,
+        pending_items: Vec::new(),
+        pending_pairs: Vec::new(),
     };
     composer.stream()
 }
@@ -461,6 +474,12 @@ struct Composer<'a> {
     anchors: HashMap<usize, (Node, usize)>,
     alias_nodes: usize,
     limits: Limits,
+    /// The items of the sequences being built, innermost last: a sequence
+    /// takes exactly its own items at its end (one allocation of the right
+    /// size, not a vector doubling as it grows).
+    pending_items: Vec<Node>,
+    /// The explicit pairs of the mappings being built, the same way.
+    pending_pairs: Vec<(Node, Node)>,
 }
 
 /// An event and where it starts (the span is not kept: it is three times
@@ -595,7 +614,7 @@ impl<'a> Composer<'a> {
                     check_collection_tag(tag.as_deref(), "seq", mark)?;
                 }
                 self.check_depth(depth, mark)?;
-                let mut items = Vec::new();
+                let start = self.pending_items.len();
                 let mut count = 1;
                 loop {
                     let (event, mark) = self.next()?;
@@ -604,8 +623,9 @@ impl<'a> Composer<'a> {
                     }
                     let (item, item_count) = self.value_node(event, mark, depth + 1)?;
                     count += item_count;
-                    items.push(item);
+                    self.pending_items.push(item);
                 }
+                let mut items: Vec<Node> = self.pending_items.drain(start..).collect();
                 if pairs {
                     items = items.into_iter().map(into_pair).collect::<Result<_, _>>()?;
                 }
@@ -656,11 +676,10 @@ impl<'a> Composer<'a> {
     /// Reads key/value pairs up to `MappingEnd` and applies PyYAML's merge rules.
     fn mapping(&mut self, depth: usize) -> Result<(Mapping, usize), LoadError> {
         let mut merged: Vec<(Node, Node)> = Vec::new();
-        // The explicit pairs go straight into a mapping: inserting them
-        // after the merged pairs gives the same dict whether or not their
-        // duplicates were collapsed first (first position and key node, last
-        // value), and nearly every mapping has no merge.
-        let mut explicit = Mapping::default();
+        // The explicit pairs wait in `pending_pairs` and are inserted after
+        // the merged pairs, which is PyYAML's order (an explicit key wins,
+        // keeping its first position when it repeats).
+        let start = self.pending_pairs.len();
         let mut count = 1;
         loop {
             let (event, mark) = self.next()?;
@@ -685,13 +704,11 @@ impl<'a> Composer<'a> {
                     ),
                 ));
             }
-            explicit.insert(key, value);
+            self.pending_pairs.push((key, value));
         }
-        if merged.is_empty() {
-            return Ok((explicit, count));
-        }
-        let mut mapping = Mapping::default();
-        for (key, value) in merged.into_iter().chain(explicit.into_entries()) {
+        let explicit = self.pending_pairs.drain(start..);
+        let mut mapping = Mapping::with_capacity(merged.len() + explicit.len());
+        for (key, value) in merged.into_iter().chain(explicit) {
             mapping.insert(key, value);
         }
         Ok((mapping, count))

@@ -47,14 +47,19 @@ pub fn build_with_spec(input: &ResourceInput<'_>, spec: Value) -> BuiltResource 
         git_sha,
     } = *input;
     let name = resource_name(service, instance);
-    let mut labels = Map::from_unsorted([
-        (meta::LABEL_LEGACY_SERVICE.to_owned(), Value::str(service)),
-        (meta::LABEL_LEGACY_INSTANCE.to_owned(), Value::str(instance)),
-        (meta::LABEL_LEGACY_CLUSTER.to_owned(), Value::str(cluster)),
-        (meta::LABEL_SERVICE.to_owned(), Value::str(service)),
-        (meta::LABEL_INSTANCE.to_owned(), Value::str(instance)),
-        (meta::LABEL_CLUSTER.to_owned(), Value::str(cluster)),
-    ]);
+    // Room for every label the resource ends with: the six below, eks and
+    // owner, and the three sha labels added after hashing.
+    let mut labels = Map::with_capacity(11);
+    for (key, value) in [
+        (meta::LABEL_LEGACY_SERVICE, service),
+        (meta::LABEL_LEGACY_INSTANCE, instance),
+        (meta::LABEL_LEGACY_CLUSTER, cluster),
+        (meta::LABEL_SERVICE, service),
+        (meta::LABEL_INSTANCE, instance),
+        (meta::LABEL_CLUSTER, cluster),
+    ] {
+        labels.insert(key, Value::str(value));
+    }
     if kind.is_eks() {
         // Python's `str(True)`.
         labels.insert(meta::LABEL_EKS, Value::str("True"));
@@ -67,7 +72,8 @@ pub fn build_with_spec(input: &ResourceInput<'_>, spec: Value) -> BuiltResource 
     {
         labels.insert(meta::LABEL_OWNER, Value::str(owner));
     }
-    let mut annotations = Map::new();
+    // The dashboard URL and the two desired_state annotations.
+    let mut annotations = Map::with_capacity(3);
     if lower_kind == "flink" {
         annotations.insert(
             meta::ANNOTATION_DASHBOARD_BASE_URL,

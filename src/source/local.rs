@@ -59,6 +59,9 @@ pub struct DirListing {
     cluster: Option<String>,
     /// See [`ServiceReader::instance_files`].
     instance_files: Vec<String>,
+    /// See [`ServiceReader::root_dir`].
+    #[cfg(unix)]
+    root_dir: Option<rustix::fd::OwnedFd>,
     /// Service names in order, with their folder or why it is refused.
     services: Vec<(String, Result<PathBuf, String>)>,
 }
@@ -104,12 +107,20 @@ impl DirListing {
             .unwrap_or_default();
         instance_files.sort();
         instance_files.dedup();
+        #[cfg(unix)]
+        let root_dir = cluster.and_then(|_| {
+            use rustix::fs::{CWD, Mode, OFlags, openat};
+            let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            openat(CWD, root, directory, Mode::empty()).ok()
+        });
         Ok(DirListing {
             root: root.display().to_string(),
             canonical_root,
             selection: selection.clone(),
             cluster: cluster.map(str::to_owned),
             instance_files,
+            #[cfg(unix)]
+            root_dir,
             services,
         })
     }
@@ -148,14 +159,17 @@ impl DirListing {
             selection: &self.selection,
             cluster: self.cluster.as_deref(),
             instance_files: &self.instance_files,
+            #[cfg(unix)]
+            root_dir: self.root_dir.as_ref(),
         }
     }
 
     /// Reads the selected files of the service at `index`.
     #[must_use]
     pub fn read(&self, index: usize) -> ServiceFiles {
-        match &self.services[index].1 {
-            Ok(dir) => self.reader().service(dir),
+        let (name, dir) = &self.services[index];
+        match dir {
+            Ok(dir) => self.reader().service(dir, name),
             Err(reason) => ServiceFiles::refused(reason.clone()),
         }
     }
@@ -209,6 +223,9 @@ struct ServiceReader<'a> {
     /// (`<prefix>-<cluster>.yaml`), in a service folder and in its
     /// `autotuned_defaults`.
     instance_files: &'a [String],
+    /// The soa-configs root, open, to read files by name relative to it.
+    #[cfg(unix)]
+    root_dir: Option<&'a rustix::fd::OwnedFd>,
 }
 
 /// Files read in every service folder, whatever the cluster.
@@ -217,10 +234,11 @@ const SERVICE_FILES: [&str; 2] = ["deployments.json", "service.yaml"];
 impl ServiceReader<'_> {
     /// The selected files of one service folder; what cannot be read safely
     /// is recorded as refused, which makes the service unknown.
-    fn service(&self, service_dir: &Path) -> ServiceFiles {
+    /// `service_dir` is the root's folder `name`.
+    fn service(&self, service_dir: &Path, name: &str) -> ServiceFiles {
         #[cfg(unix)]
         if self.cluster.is_some()
-            && let Some(files) = self.service_by_name(service_dir)
+            && let Some(files) = self.service_by_name(name)
         {
             return files;
         }
@@ -283,29 +301,32 @@ impl ServiceReader<'_> {
 /// Reading a service folder for one cluster by the names of the files it
 /// wants, without listing it: a listing costs five system calls per folder
 /// (and as many again for `autotuned_defaults`), an absent file one failed
-/// open. Each file is opened relative to its folder and without following a
-/// symlink; anything unusual (a symlink, an entry that cannot be opened) gives
-/// up, and the folder is listed and checked entry by entry as before, so the
-/// result is always the listing's.
+/// open. Each file is opened relative to the root (`<service>/<file>`: no
+/// system calls to open and close the service folder) and without following
+/// a symlink; anything unusual (a symlink, an entry that cannot be opened, a
+/// folder where nothing wanted was found, which may be one that is gone)
+/// gives up, and the folder is listed and checked entry by entry as before,
+/// so the result is always the listing's.
 #[cfg(unix)]
 impl ServiceReader<'_> {
-    fn service_by_name(&self, service_dir: &Path) -> Option<ServiceFiles> {
-        use rustix::fs::{CWD, Mode, OFlags, openat};
+    fn service_by_name(&self, name: &str) -> Option<ServiceFiles> {
+        use rustix::fs::{Mode, OFlags, openat};
         use rustix::io::Errno;
-        let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let dir = openat(CWD, service_dir, directory, Mode::empty()).ok()?;
+        let root = self.root_dir?;
         let mut files = ServiceFiles::default();
-        self.read_by_name(&dir, "", &SERVICE_FILES, &mut files)?;
-        self.read_by_name(&dir, "", self.instance_files, &mut files)?;
-        match openat(
-            &dir,
-            AUTOTUNED_DEFAULTS,
-            directory | OFlags::NOFOLLOW,
-            Mode::empty(),
-        ) {
+        let mut path = String::with_capacity(name.len() + 64);
+        path.push_str(name);
+        path.push('/');
+        self.read_by_name(root, &mut path, "", &SERVICE_FILES, &mut files)?;
+        self.read_by_name(root, &mut path, "", self.instance_files, &mut files)?;
+        path.push_str(AUTOTUNED_DEFAULTS);
+        let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match openat(root, path.as_str(), directory, Mode::empty()) {
             Ok(autotuned) => {
+                let mut path = String::with_capacity(64);
                 self.read_by_name(
                     &autotuned,
+                    &mut path,
                     AUTOTUNED_PREFIX,
                     self.instance_files,
                     &mut files,
@@ -314,12 +335,18 @@ impl ServiceReader<'_> {
             Err(Errno::NOENT) => {}
             Err(_) => return None,
         }
+        if files.files.is_empty() && files.refused.is_empty() {
+            return None;
+        }
         Some(files)
     }
 
+    /// Reads the files `names` of the folder `dir_path` (empty, or ending in
+    /// `/`) relative to `dir`; they are filed under `prefix` + name.
     fn read_by_name(
         &self,
         dir: &rustix::fd::OwnedFd,
+        dir_path: &mut String,
         prefix: &str,
         names: &[impl AsRef<str>],
         files: &mut ServiceFiles,
@@ -329,9 +356,12 @@ impl ServiceReader<'_> {
         // Not following symlinks: those need the listing's checks. Not
         // blocking: a FIFO under a wanted name must not hang the read.
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let folder = dir_path.len();
         for name in names {
             let name = name.as_ref();
-            let file = match openat(dir, name, flags, Mode::empty()) {
+            dir_path.truncate(folder);
+            dir_path.push_str(name);
+            let file = match openat(dir, dir_path.as_str(), flags, Mode::empty()) {
                 Ok(fd) => fs::File::from(fd),
                 Err(Errno::NOENT) => continue,
                 Err(_) => return None,
@@ -340,6 +370,7 @@ impl ServiceReader<'_> {
             let read = read_bounded_file(file, limit);
             file_read(files, format!("{prefix}{name}"), read, limit);
         }
+        dir_path.truncate(folder);
         Some(())
     }
 }
@@ -640,11 +671,11 @@ mod tests {
         for (name, dir) in &listing.services {
             let Ok(dir) = dir else { continue };
             let listed = reader.service_listed(dir);
-            if let Some(files) = reader.service_by_name(dir) {
+            if let Some(files) = reader.service_by_name(name) {
                 assert_eq!(files, listed, "{name} for {cluster}");
                 by_name.push(name.clone());
             }
-            assert_eq!(reader.service(dir), listed, "{name} for {cluster}");
+            assert_eq!(reader.service(dir, name), listed, "{name} for {cluster}");
         }
         by_name
     }
@@ -707,20 +738,13 @@ mod tests {
             root.join("linked_out/flink-c1.yaml"),
         )
         .expect("ln");
-        // Symlinks, a file where `autotuned_defaults` should be and a socket
-        // (which cannot be opened) are left to the listing.
+        // Symlinks, a file where `autotuned_defaults` should be, a socket
+        // (which cannot be opened) and folders with none of the wanted files
+        // are left to the listing.
         let by_name = by_name_matches_listing(root, "c1", 32);
         assert_eq!(
             by_name,
-            [
-                "dir_named_like_a_file",
-                "empty",
-                "no_autotuned",
-                "plain",
-                "plain_linked",
-                "shared",
-                "too_large"
-            ]
+            ["no_autotuned", "plain", "plain_linked", "too_large"]
         );
         let plain = read_dir_for_cluster(
             root,
@@ -766,6 +790,29 @@ mod tests {
         assert!(files.files.is_empty(), "{:?}", files.files.keys());
         let plain = DirListing::open(root, &selection, Some("c1")).expect("list");
         assert_eq!(plain.read(0).files.len(), 1);
+    }
+
+    /// A folder that disappears between the listing and the read is not a
+    /// service without files (whose instances would look removed): its
+    /// service is refused, which makes it unknown.
+    #[test]
+    fn a_service_folder_gone_after_the_listing_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for service in ["gone", "kept"] {
+            fs::create_dir_all(root.join(service)).expect("mkdir");
+            fs::write(root.join(service).join("flink-c1.yaml"), "main: {}").expect("write");
+        }
+        let selection = FileSelection {
+            file_prefixes: vec!["flink".into()],
+            ..FileSelection::default()
+        };
+        let listing = DirListing::open(root, &selection, Some("c1")).expect("list");
+        fs::remove_dir_all(root.join("gone")).expect("rm");
+        let gone = listing.read(0);
+        assert!(gone.files.is_empty());
+        assert_eq!(gone.refused.len(), 1, "{gone:?}");
+        assert_eq!(listing.read(1).files.len(), 1);
     }
 
     #[cfg(unix)]

@@ -74,6 +74,15 @@ impl Map {
         Self::default()
     }
 
+    /// An empty map with room for `capacity` entries: maps that live long
+    /// (rendered resources) should not carry room they never use.
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
     /// Builds a map from entries the caller has already put in the wanted order.
     #[must_use]
     pub fn from_sorted(entries: Vec<(String, Value)>) -> Self {
