@@ -33,7 +33,7 @@ fn project(desired: &Value, live: &Json) -> Option<Value> {
             let mut out = Map::new();
             for (key, child) in map.iter() {
                 if let Some(value) = live_map.get(key).and_then(|l| project(child, l)) {
-                    out.insert(key.clone(), value);
+                    out.insert(key, value);
                 }
             }
             Some(Value::Map(out))

@@ -10,7 +10,7 @@
 //! converting a valid tree allocates nothing beyond the values themselves.
 
 use super::yaml::{Mark, Node, NodeValue};
-use crate::value::{Map, Value, python_float_repr};
+use crate::value::{Map, Text, Value, python_float_repr};
 use std::cmp::Ordering;
 
 /// A value that cannot become part of a resource.
@@ -141,25 +141,64 @@ fn convert_owned(node: Node, path: &FieldPath<'_>) -> Result<Value, ConvertError
             }
             Ok(Value::Seq(values))
         }
-        NodeValue::Map(mapping) => {
-            let mut entries = Vec::with_capacity(mapping.len());
-            for (key, item) in mapping.into_entries() {
-                let key_mark = key.mark;
-                let (sort_key, text) = match key.value {
-                    NodeValue::Str(s) => (SortKey::Str, s),
-                    other => key_text(&other).map_err(|message| path.error(key_mark, message))?,
-                };
-                let value = convert_owned(item, &FieldPath::Key(path, &text))?;
-                entries.push((sort_key, text, value));
-            }
-            finish_map(entries, node.mark, path)
-        }
+        NodeValue::Map(mapping) => convert_owned_map(mapping.into_entries(), node.mark, path),
         other => convert_ref_value(&other, node.mark, path),
     }
 }
 
+/// Nearly every mapping has only string keys: those are sorted as they are,
+/// in place. The first key of another type switches to Python's mixed-type
+/// rules for the whole mapping.
+fn convert_owned_map(
+    pairs: Vec<(Node, Node)>,
+    mark: Mark,
+    path: &FieldPath<'_>,
+) -> Result<Value, ConvertError> {
+    let mut strings: Vec<(Text, Value)> = Vec::with_capacity(pairs.len());
+    let mut pairs = pairs.into_iter();
+    while let Some((key, item)) = pairs.next() {
+        let text = match key.value {
+            NodeValue::Str(text) => text,
+            other => {
+                let mut entries: Vec<(SortKey, Text, Value)> =
+                    Vec::with_capacity(strings.capacity());
+                entries.extend(
+                    strings
+                        .into_iter()
+                        .map(|(text, value)| (SortKey::Str, text, value)),
+                );
+                let rest = std::iter::once((
+                    Node {
+                        value: other,
+                        mark: key.mark,
+                    },
+                    item,
+                ))
+                .chain(pairs);
+                for (key, item) in rest {
+                    let key_mark = key.mark;
+                    let (sort_key, text) = match key.value {
+                        NodeValue::Str(s) => (SortKey::Str, s),
+                        other => {
+                            key_text(&other).map_err(|message| path.error(key_mark, message))?
+                        }
+                    };
+                    let value = convert_owned(item, &FieldPath::Key(path, &text))?;
+                    entries.push((sort_key, text, value));
+                }
+                return finish_map(entries, mark, path);
+            }
+        };
+        let value = convert_owned(item, &FieldPath::Key(path, &text))?;
+        strings.push((text, value));
+    }
+    // String keys of a mapping are distinct (the loader keeps one of each).
+    strings.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    Ok(Value::Map(Map::from_sorted(strings)))
+}
+
 fn finish_map(
-    mut entries: Vec<(SortKey, String, Value)>,
+    mut entries: Vec<(SortKey, Text, Value)>,
     mark: Mark,
     path: &FieldPath<'_>,
 ) -> Result<Value, ConvertError> {
@@ -192,17 +231,17 @@ impl SortKey {
 }
 
 /// The sort key and the JSON text of a mapping key, as `json.dumps` writes it.
-fn key_text(key: &NodeValue) -> Result<(SortKey, String), String> {
+fn key_text(key: &NodeValue) -> Result<(SortKey, Text), String> {
     Ok(match key {
         NodeValue::Str(s) => (SortKey::Str, s.clone()),
         #[allow(clippy::cast_precision_loss)]
-        NodeValue::Int(i) => (SortKey::Number(*i as f64, *i), i.to_string()),
+        NodeValue::Int(i) => (SortKey::Number(*i as f64, *i), Text::from(i.to_string())),
         NodeValue::Bool(b) => (
             SortKey::Number(f64::from(u8::from(*b)), i128::from(*b)),
-            b.to_string(),
+            Text::from(b.to_string()),
         ),
-        NodeValue::Float(f) => (SortKey::Number(*f, 0), python_float_repr(*f)),
-        NodeValue::Null => (SortKey::Null, "null".to_owned()),
+        NodeValue::Float(f) => (SortKey::Number(*f, 0), Text::from(python_float_repr(*f))),
+        NodeValue::Null => (SortKey::Null, Text::const_new("null")),
         other => {
             return Err(format!(
                 "a {} cannot be a mapping key in JSON; quote the key",
@@ -212,7 +251,7 @@ fn key_text(key: &NodeValue) -> Result<(SortKey, String), String> {
     })
 }
 
-fn sort_like_python(entries: &mut [(SortKey, String, Value)]) -> Result<(), String> {
+fn sort_like_python(entries: &mut [(SortKey, Text, Value)]) -> Result<(), String> {
     if entries.len() < 2 {
         return Ok(());
     }
@@ -241,11 +280,17 @@ mod tests {
     use crate::config::yaml::{Limits, load};
     use crate::value::python_json::dumps;
 
+    /// Converts both ways, borrowing and consuming the node, which must
+    /// agree (values or errors; as Debug text, since NaN is unequal to
+    /// itself).
     fn convert(text: &str) -> Result<Value, ConvertError> {
         let node = load(text, &Limits::default())
             .expect("yaml")
             .expect("document");
-        to_value(&node, "")
+        let borrowed = to_value(&node, "");
+        let owned = into_value(node, "");
+        assert_eq!(format!("{borrowed:?}"), format!("{owned:?}"), "{text}");
+        owned
     }
 
     #[test]
@@ -268,6 +313,29 @@ mod tests {
         assert!(err.message.contains("cannot be sorted"), "{err}");
         // One key alone is never compared, so Python accepts it.
         assert_eq!(dumps(&convert("~: 1\n").expect("single")), r#"{"null": 1}"#);
+    }
+
+    #[test]
+    fn string_keys_sort_by_code_point_at_every_level() {
+        let value = convert("b: {z: 1, é: 2, A: 3}\na: [{y: 1, x: 2}]\n").expect("value");
+        assert_eq!(
+            dumps(&value),
+            r#"{"a": [{"x": 2, "y": 1}], "b": {"A": 3, "z": 1, "\u00e9": 2}}"#
+        );
+    }
+
+    /// A key of another type after string keys switches to Python's rules:
+    /// the error names the mapping, and values before and after the key are
+    /// still checked in order.
+    #[test]
+    fn a_later_non_string_key_gets_pythons_rules() {
+        let err = convert("m:\n  b: 1\n  a: 2\n  3: x\n").expect_err("mixed");
+        assert_eq!(err.field, "m");
+        assert!(err.message.contains("number, string"), "{err}");
+        let err = convert("m:\n  a: 1\n  3: x\n  b: 2020-01-01\n").expect_err("date");
+        assert_eq!(err.field, "m.b");
+        let numbers = convert("m:\n  10: a\n  9: b\n").expect("numbers");
+        assert_eq!(dumps(&numbers), r#"{"m": {"9": "b", "10": "a"}}"#);
     }
 
     #[test]

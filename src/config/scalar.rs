@@ -7,6 +7,7 @@
 //! string (an exponent needs a dot and a sign), `1:30` is 90, `2024-01-01` is
 //! a date.
 
+use crate::value::Text;
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -17,7 +18,7 @@ pub enum Scalar {
     Bool(bool),
     Int(i128),
     Float(f64),
-    Str(String),
+    Str(Text),
     /// A YAML 1.1 timestamp: PyYAML builds a `date`/`datetime`, which
     /// `json.dumps` (and so PaaSTA's hash) cannot serialise.
     Timestamp(String),
@@ -109,7 +110,7 @@ fn regex(pattern: &str) -> Regex {
 /// candidate resolvers are chosen by the first character, in PyYAML's order
 /// (bool, float, int, merge, null, timestamp, value).
 pub fn resolve_plain(text: &str) -> Result<Scalar, ScalarError> {
-    Ok(resolve_typed(text)?.unwrap_or_else(|| Scalar::Str(text.to_owned())))
+    Ok(resolve_typed(text)?.unwrap_or_else(|| Scalar::Str(Text::new(text))))
 }
 
 /// What [`resolve_plain`] resolves `text` to, `None` for a string.
@@ -178,7 +179,7 @@ pub fn construct_tagged(tag: &str, text: &str) -> Result<Scalar, ScalarError> {
         tag,
     };
     match tag {
-        "str" => Ok(Scalar::Str(text.to_owned())),
+        "str" => Ok(Scalar::Str(Text::new(text))),
         "null" => Ok(Scalar::Null),
         "merge" => Ok(Scalar::Merge),
         "bool" => match text.to_lowercase().as_str() {
@@ -318,7 +319,7 @@ mod tests {
             assert_eq!(plain(text), Scalar::Bool(false), "{text}");
         }
         for text in ["y", "n", "yEs", "ofF"] {
-            assert_eq!(plain(text), Scalar::Str(text.to_owned()), "{text}");
+            assert_eq!(plain(text), Scalar::Str(text.into()), "{text}");
         }
     }
 
@@ -350,7 +351,7 @@ mod tests {
         for text in [
             "09", "0o17", "1e3", "1e+3", "1.e3", "-.5", "+.5", "0b", "1e400", "0x",
         ] {
-            assert_eq!(plain(text), Scalar::Str(text.to_owned()), "{text}");
+            assert_eq!(plain(text), Scalar::Str(text.into()), "{text}");
         }
     }
 
@@ -386,7 +387,7 @@ mod tests {
         for text in ["", "~", "null", "Null", "NULL"] {
             assert_eq!(plain(text), Scalar::Null, "{text:?}");
         }
-        assert_eq!(plain("nULL"), Scalar::Str("nULL".to_owned()));
+        assert_eq!(plain("nULL"), Scalar::Str("nULL".into()));
         for text in [
             "2024-01-01",
             "2001-12-14t21:59:43.10-05:00",
@@ -422,7 +423,7 @@ mod tests {
         assert_eq!(construct_tagged("bool", "yes"), Ok(Scalar::Bool(true)));
         assert_eq!(
             construct_tagged("str", "010"),
-            Ok(Scalar::Str("010".to_owned()))
+            Ok(Scalar::Str("010".into()))
         );
         assert_eq!(construct_tagged("null", ""), Ok(Scalar::Null));
         assert!(construct_tagged("int", "abc").is_err());

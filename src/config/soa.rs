@@ -198,7 +198,7 @@ impl ServiceLoader<'_> {
         let path = self.path("service.yaml");
         if let Some(node) = mapping.get("docker_registry") {
             match &node.value {
-                NodeValue::Str(registry) => defaults.docker_registry = Some(registry.clone()),
+                NodeValue::Str(registry) => defaults.docker_registry = Some(registry.to_string()),
                 other => self.diagnostics.push(Diagnostic::at(
                     &path,
                     node.mark.line,

@@ -13,6 +13,7 @@
 
 use super::scalar::{self, Scalar, ScalarError};
 use super::yaml_subset;
+use crate::value::Text;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -54,7 +55,7 @@ pub enum NodeValue {
     Bool(bool),
     Int(i128),
     Float(f64),
-    Str(String),
+    Str(Text),
     /// A YAML 1.1 timestamp (a Python `date`/`datetime`), kept as written.
     Timestamp(String),
     Seq(Vec<Node>),
@@ -102,6 +103,58 @@ impl Mapping {
             index: None,
         }
     }
+
+    /// The mapping that inserting the `len` pairs one by one makes.
+    ///
+    /// Few enough pairs for a linear scan are compared by a fingerprint of
+    /// their keys first, so that telling two keys apart (nearly every time)
+    /// costs one integer comparison rather than a string comparison.
+    fn from_pairs(pairs: impl Iterator<Item = (Node, Node)>, len: usize) -> Self {
+        let mut mapping = Mapping::with_capacity(len);
+        if len >= INDEX_FROM {
+            for (key, value) in pairs {
+                mapping.insert(key, value);
+            }
+            return mapping;
+        }
+        let mut prints = [0u64; INDEX_FROM];
+        for (key, value) in pairs {
+            let print = key_fingerprint(&key.value);
+            let key_ref = KeyRef::of(&key.value);
+            let kept = mapping.entries.len();
+            let same = (0..kept).find(|&index| {
+                prints[index] == print && KeyRef::of(&mapping.entries[index].0.value).same(key_ref)
+            });
+            match same {
+                Some(index) => mapping.entries[index].1 = value,
+                None => {
+                    prints[kept] = print;
+                    mapping.entries.push((key, value));
+                }
+            }
+        }
+        mapping
+    }
+}
+
+/// Equal keys have equal fingerprints. A string's is its length and first
+/// seven bytes; every other key's is `u64::MAX`, which no string's can be
+/// (UTF-8 has no byte 0xFF), so those are always compared in full.
+fn key_fingerprint(key: &NodeValue) -> u64 {
+    let NodeValue::Str(text) = key else {
+        return u64::MAX;
+    };
+    let bytes = text.as_bytes();
+    let mut print = [0u8; 8];
+    let head = bytes.len().min(7);
+    print[..head].copy_from_slice(&bytes[..head]);
+    // Only the low byte of the length: the fingerprint sorts out unequal
+    // keys cheaply, it does not decide equality.
+    #[allow(clippy::cast_possible_truncation)]
+    {
+        print[7] = bytes.len() as u8;
+    }
+    u64::from_le_bytes(print)
 }
 
 impl PartialEq for Mapping {
@@ -707,11 +760,11 @@ impl<'a> Composer<'a> {
             self.pending_pairs.push((key, value));
         }
         let explicit = self.pending_pairs.drain(start..);
-        let mut mapping = Mapping::with_capacity(merged.len() + explicit.len());
-        for (key, value) in merged.into_iter().chain(explicit) {
-            mapping.insert(key, value);
-        }
-        Ok((mapping, count))
+        let len = merged.len() + explicit.len();
+        Ok((
+            Mapping::from_pairs(merged.into_iter().chain(explicit), len),
+            count,
+        ))
     }
 }
 
@@ -842,19 +895,19 @@ fn resolve_non_specific(text: &str) -> Result<Scalar, ScalarError> {
             text: text.to_owned(),
             tag: "bool (PyYAML fails on the trailing newline)",
         }),
-        Scalar::Str(_) => Ok(Scalar::Str(text.to_owned())),
+        Scalar::Str(_) => Ok(Scalar::Str(Text::new(text))),
         other => Ok(other),
     }
 }
 
-/// A string of exactly the scalar's length. saphyr-parser's owned scalars
-/// keep a lot of spare capacity (a plain scalar reserves its read-ahead
-/// buffer): kept in the tree, that spare room would stay allocated until the
-/// resources are written.
-fn exact_string(text: Cow<'_, str>) -> String {
+/// The scalar's text, inline when short, else in an allocation of exactly
+/// its length. saphyr-parser's owned scalars keep a lot of spare capacity (a
+/// plain scalar reserves its read-ahead buffer): kept in the tree, that spare
+/// room would stay allocated until the resources are written.
+fn exact_text(text: Cow<'_, str>) -> Text {
     match text {
-        Cow::Owned(owned) if owned.capacity() == owned.len() => owned,
-        other => other.as_ref().to_owned(),
+        Cow::Owned(owned) if owned.capacity() == owned.len() => Text::from(owned),
+        other => Text::new(other.as_ref()),
     }
 }
 
@@ -867,7 +920,7 @@ fn scalar_value(
         // libyaml resolves a `!`-tagged scalar like a plain one, whatever its
         // style, except an empty node, which is the empty string.
         Some(TagKind::NonSpecific) if style == ScalarStyle::Plain && text.is_empty() => {
-            Scalar::Str(String::new())
+            Scalar::Str(Text::default())
         }
         Some(TagKind::NonSpecific) => resolve_non_specific(&text)?,
         Some(TagKind::Core(core)) => scalar::construct_tagged(core, &text)?,
@@ -878,7 +931,7 @@ fn scalar_value(
             });
         }
         None if style == ScalarStyle::Plain => scalar::resolve_plain(&text)?,
-        None => Scalar::Str(exact_string(text)),
+        None => Scalar::Str(exact_text(text)),
     };
     Ok(match scalar {
         Scalar::Null => (NodeValue::Null, Role::Ordinary),
@@ -887,8 +940,8 @@ fn scalar_value(
         Scalar::Float(f) => (NodeValue::Float(f), Role::Ordinary),
         Scalar::Str(s) => (NodeValue::Str(s), Role::Ordinary),
         Scalar::Timestamp(s) => (NodeValue::Timestamp(s), Role::Ordinary),
-        Scalar::Merge => (NodeValue::Str("<<".to_owned()), Role::Merge),
-        Scalar::ValueKey => (NodeValue::Str("=".to_owned()), Role::ValueKey),
+        Scalar::Merge => (NodeValue::Str("<<".into()), Role::Merge),
+        Scalar::ValueKey => (NodeValue::Str("=".into()), Role::ValueKey),
     })
 }
 
@@ -913,7 +966,7 @@ mod tests {
         map(node)
             .iter()
             .map(|(k, _)| match &k.value {
-                NodeValue::Str(s) => s.clone(),
+                NodeValue::Str(s) => s.to_string(),
                 other => format!("{other:?}"),
             })
             .collect()
@@ -974,6 +1027,66 @@ mod tests {
             map(&node).get("a").map(|n| n.value.clone()),
             Some(NodeValue::Int(3))
         );
+    }
+
+    /// Building a mapping from its pairs at once (with key fingerprints)
+    /// gives what inserting them one by one gives, for keys that share a
+    /// fingerprint or a prefix, keys of every type, and mappings on both
+    /// sides of the size where a hash index takes over.
+    #[test]
+    fn mapping_from_pairs_is_inserting_one_by_one() {
+        let key = |value: NodeValue| Node {
+            value,
+            mark: Mark::default(),
+        };
+        let keys = [
+            NodeValue::Str("abcdefgX".into()),
+            NodeValue::Str("abcdefgY".into()),
+            NodeValue::Str("abcdefg".into()),
+            NodeValue::Str("abcdefgX".into()),
+            NodeValue::Str(String::from_utf8(vec![b'a'; 263]).expect("ascii").into()),
+            NodeValue::Str(String::from_utf8(vec![b'a'; 7]).expect("ascii").into()),
+            NodeValue::Str("1".into()),
+            NodeValue::Str(String::new().into()),
+            NodeValue::Int(1),
+            NodeValue::Bool(true),
+            NodeValue::Float(1.0),
+            NodeValue::Null,
+            NodeValue::Float(f64::NAN),
+            NodeValue::Float(f64::from_bits(scalar::FRESH_NAN_BITS)),
+            NodeValue::Float(f64::from_bits(scalar::FRESH_NAN_BITS)),
+            NodeValue::Timestamp("2024-01-01".into()),
+            NodeValue::Str("2024-01-01".into()),
+            NodeValue::Null,
+        ];
+        for len in [1, 2, 5, keys.len()] {
+            for repeat in [1, 2, 3] {
+                let pairs: Vec<(Node, Node)> = (0..len * repeat)
+                    .map(|i| {
+                        #[allow(clippy::cast_possible_wrap)]
+                        let value = key(NodeValue::Int(i as i128));
+                        (key(keys[(i * 7) % len].clone()), value)
+                    })
+                    .collect();
+                let mut one_by_one = Mapping::default();
+                for (k, v) in pairs.clone() {
+                    one_by_one.insert(k, v);
+                }
+                let count = pairs.len();
+                let at_once = Mapping::from_pairs(pairs.into_iter(), count);
+                // Debug text, as NaN keys are unequal to themselves.
+                let entries = |m: &Mapping| format!("{:?}", m.iter().collect::<Vec<_>>());
+                assert_eq!(
+                    entries(&at_once),
+                    entries(&one_by_one),
+                    "{len} keys, {repeat} times"
+                );
+                assert!(
+                    at_once.len() < count || repeat == 1,
+                    "{len} keys, {repeat} times"
+                );
+            }
+        }
     }
 
     #[test]

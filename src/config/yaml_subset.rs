@@ -466,12 +466,16 @@ impl<'a> Scanner<'a> {
         mark: Mark,
     ) -> Option<usize> {
         let bytes = &self.bytes()[start..end];
+        // A comment starts at the first ` #`.
         let mut stop = bytes.len();
-        for (i, pair) in bytes.windows(2).enumerate() {
-            if pair == b" #" {
-                stop = i;
+        let mut from = 0;
+        while let Some(found) = bytes[from..].iter().position(|&b| b == b'#') {
+            let hash = from + found;
+            if hash > 0 && bytes[hash - 1] == b' ' {
+                stop = hash - 1;
                 break;
             }
+            from = hash + 1;
         }
         let mut text_end = stop;
         while text_end > 0 && bytes[text_end - 1] == b' ' {

@@ -261,8 +261,8 @@ mod tests {
     #[test]
     fn maps_in_numeric_key_order_compare_like_any_other() {
         let ours = Value::Map(crate::value::Map::from_sorted(vec![
-            ("9".to_owned(), Value::Int(1)),
-            ("10".to_owned(), Value::Int(2)),
+            ("9".into(), Value::Int(1)),
+            ("10".into(), Value::Int(2)),
         ]));
         let live = json!({"9": 1, "10": 2, "extra": 0});
         assert!(differing_paths(&ours, &live, &[]).is_empty());

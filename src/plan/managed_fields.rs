@@ -132,11 +132,7 @@ fn missing_leaves<'a>(
     }
     let intent_map = intent.and_then(Value::as_map);
     // Both sides are sorted by name (`f:` keeps the order): a merge.
-    let mut cursor = AscendingLookup::new(
-        intent_map
-            .into_iter()
-            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v))),
-    );
+    let mut cursor = AscendingLookup::new(intent_map.into_iter().flat_map(|m| m.iter()));
     for (name, child) in named {
         let intent_child = cursor
             .advance_to(name)

@@ -77,7 +77,7 @@ pub fn build_with_spec(input: &ResourceInput<'_>, spec: Value) -> BuiltResource 
     if lower_kind == "flink" {
         annotations.insert(
             meta::ANNOTATION_DASHBOARD_BASE_URL,
-            Value::Str(dashboard_base_url(settings, cluster)),
+            Value::str(dashboard_base_url(settings, cluster)),
         );
     }
     let mut object = resource_value(kind, &name, labels, annotations, spec);
@@ -112,16 +112,16 @@ fn resource_value(
     spec: Value,
 ) -> Value {
     let metadata = Map::from_unsorted([
-        ("annotations".to_owned(), Value::Map(annotations)),
-        ("labels".to_owned(), Value::Map(labels)),
-        ("name".to_owned(), Value::str(name)),
-        ("namespace".to_owned(), Value::Str(kind.namespace())),
+        ("annotations", Value::Map(annotations)),
+        ("labels", Value::Map(labels)),
+        ("name", Value::str(name)),
+        ("namespace", Value::str(kind.namespace())),
     ]);
     Value::Map(Map::from_unsorted([
-        ("apiVersion".to_owned(), Value::Str(kind.api_version())),
-        ("kind".to_owned(), Value::str(&kind.kind)),
-        ("metadata".to_owned(), Value::Map(metadata)),
-        ("spec".to_owned(), spec),
+        ("apiVersion", Value::str(kind.api_version())),
+        ("kind", Value::str(kind.kind.as_str())),
+        ("metadata", Value::Map(metadata)),
+        ("spec", spec),
     ]))
 }
 

@@ -90,7 +90,7 @@ pub fn lookup(
         ));
     }
     let docker_url = match &instance.docker_url {
-        Some(Value::Str(url)) => url.clone(),
+        Some(Value::Str(url)) => url.to_string(),
         Some(other) => {
             return ImageLookup::Invalid(format!(
                 "docker_url must be a string, found {}",

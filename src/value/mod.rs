@@ -11,6 +11,11 @@ pub mod yaml_out;
 
 pub use python_float::python_float_repr;
 
+/// The text of a string value or a mapping key. Short texts (nearly every
+/// key and most values: up to 24 bytes) are stored inline rather than in an
+/// allocation of their own; a rendered cluster holds hundreds of thousands.
+pub type Text = compact_str::CompactString;
+
 /// Appends the decimal digits of `value` (what `{}` formatting writes),
 /// without going through the formatting machinery.
 pub(crate) fn push_int(out: &mut String, value: i128) {
@@ -52,7 +57,7 @@ pub enum Value {
     /// Python integers are unbounded; soa-configs never need more than 128 bits.
     Int(i128),
     Float(f64),
-    Str(String),
+    Str(Text),
     Seq(Vec<Value>),
     Map(Map),
 }
@@ -64,7 +69,7 @@ pub enum Value {
 /// keys sort numerically even though they are written as strings.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Map {
-    entries: Vec<(String, Value)>,
+    entries: Vec<(Text, Value)>,
 }
 
 impl Map {
@@ -85,14 +90,14 @@ impl Map {
 
     /// Builds a map from entries the caller has already put in the wanted order.
     #[must_use]
-    pub fn from_sorted(entries: Vec<(String, Value)>) -> Self {
+    pub fn from_sorted(entries: Vec<(Text, Value)>) -> Self {
         Self { entries }
     }
 
     /// Builds a map from string-keyed entries, sorting them by key (code point
     /// order, which is Python's order for `str`). Later duplicates win.
     #[must_use]
-    pub fn from_unsorted(entries: impl IntoIterator<Item = (String, Value)>) -> Self {
+    pub fn from_unsorted<K: Into<Text>>(entries: impl IntoIterator<Item = (K, Value)>) -> Self {
         let mut map = Self::new();
         for (key, value) in entries {
             map.insert(key, value);
@@ -101,7 +106,7 @@ impl Map {
     }
 
     /// Inserts or replaces `key`, keeping string-sorted order.
-    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+    pub fn insert(&mut self, key: impl Into<Text>, value: Value) {
         let key = key.into();
         match self.entries.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
             Ok(index) => self.entries[index].1 = value,
@@ -137,8 +142,8 @@ impl Map {
     }
 
     /// Entries in their stored (sorted) order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     #[must_use]
@@ -155,7 +160,7 @@ impl Map {
 impl Value {
     /// A string value.
     #[must_use]
-    pub fn str(text: impl Into<String>) -> Self {
+    pub fn str(text: impl Into<Text>) -> Self {
         Value::Str(text.into())
     }
 
@@ -208,14 +213,14 @@ impl Value {
             Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map(serde_json::Value::Number)
                 .ok_or(NotJson::NonFiniteFloat(*f))?,
-            Value::Str(s) => serde_json::Value::String(s.clone()),
+            Value::Str(s) => serde_json::Value::String(s.to_string()),
             Value::Seq(items) => serde_json::Value::Array(
                 items.iter().map(Value::to_json).collect::<Result<_, _>>()?,
             ),
             Value::Map(map) => {
                 let mut object = serde_json::Map::new();
                 for (key, value) in map.iter() {
-                    object.insert(key.clone(), value.to_json()?);
+                    object.insert(key.to_owned(), value.to_json()?);
                 }
                 serde_json::Value::Object(object)
             }
@@ -238,12 +243,14 @@ impl Value {
                     Value::Float(n.as_f64().unwrap_or(f64::NAN))
                 }
             }
-            serde_json::Value::String(s) => Value::Str(s.clone()),
+            serde_json::Value::String(s) => Value::Str(Text::from(s.as_str())),
             serde_json::Value::Array(items) => {
                 Value::Seq(items.iter().map(Value::from_json).collect())
             }
             serde_json::Value::Object(object) => Value::Map(Map::from_unsorted(
-                object.iter().map(|(k, v)| (k.clone(), Value::from_json(v))),
+                object
+                    .iter()
+                    .map(|(k, v)| (Text::from(k.as_str()), Value::from_json(v))),
             )),
         }
     }
@@ -288,7 +295,7 @@ mod tests {
         map.insert("a", Value::Int(2));
         map.insert("é", Value::Int(3));
         map.insert("b", Value::Int(4));
-        let keys: Vec<&String> = map.iter().map(|(k, _)| k).collect();
+        let keys: Vec<&str> = map.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["a", "b", "é"]);
         assert_eq!(map.get("b"), Some(&Value::Int(4)));
     }
@@ -296,9 +303,9 @@ mod tests {
     #[test]
     fn lookup_works_in_python_numeric_key_order_too() {
         let map = Map::from_sorted(vec![
-            ("9".to_owned(), Value::Int(1)),
-            ("10".to_owned(), Value::Int(2)),
-            ("100".to_owned(), Value::Int(3)),
+            ("9".into(), Value::Int(1)),
+            ("10".into(), Value::Int(2)),
+            ("100".into(), Value::Int(3)),
         ]);
         assert_eq!(map.get("9"), Some(&Value::Int(1)));
         assert_eq!(map.get("10"), Some(&Value::Int(2)));

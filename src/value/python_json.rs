@@ -66,13 +66,12 @@ pub fn write_string(out: &mut String, text: &str) {
     let mut start = 0;
     let mut index = 0;
     while index < bytes.len() {
-        // Eight bytes at a time while none of them needs escaping.
-        if let Some(word) = bytes.get(index..index + 8) {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
-            if !needs_escape(word) {
-                index += 8;
-                continue;
-            }
+        // Eight bytes at a time while none of them needs escaping; the
+        // last few bytes too (most strings are short), in a word that ends
+        // with the string or is padded with spaces.
+        if !needs_escape(word_from(bytes, index)) {
+            index += 8;
+            continue;
         }
         let byte = bytes[index];
         if matches!(byte, b' '..=b'~') && byte != b'"' && byte != b'\\' {
@@ -103,6 +102,19 @@ pub fn write_string(out: &mut String, text: &str) {
     }
     out.push_str(&text[start..]);
     out.push('"');
+}
+
+/// The eight bytes from `index`; near the end, the string's last eight bytes
+/// (the ones before `index` were checked already) or, in a string shorter
+/// than that, its bytes followed by spaces.
+fn word_from(bytes: &[u8], index: usize) -> u64 {
+    let mut word = [b' '; 8];
+    match bytes.get(index..index + 8) {
+        Some(eight) => word.copy_from_slice(eight),
+        None if bytes.len() >= 8 => word.copy_from_slice(&bytes[bytes.len() - 8..]),
+        None => word[..bytes.len() - index].copy_from_slice(&bytes[index..]),
+    }
+    u64::from_le_bytes(word)
 }
 
 /// Whether any of the eight bytes of `word` is not written as is: below
@@ -177,7 +189,7 @@ mod tests {
             any::<f64>()
                 .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
                 .prop_map(Value::Float),
-            any::<String>().prop_map(Value::Str),
+            any::<String>().prop_map(Value::str),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
             prop_oneof![
@@ -219,15 +231,19 @@ mod tests {
             '\0', '\u{1f}', ' ', '!', '"', '\\', '~', '\u{7f}', '\u{80}', 'é', '\u{ffff}', '🚀',
             '\n',
         ];
+        // Every offset in strings of every length up to 18, so that the
+        // special character is met in whole words and in the last bytes.
         for special in specials {
-            for offset in 0..17 {
-                let text: String = std::iter::repeat_n('a', offset)
-                    .chain([special])
-                    .chain(std::iter::repeat_n('z', 9))
-                    .collect();
-                let mut out = String::new();
-                write_string(&mut out, &text);
-                assert_eq!(out, reference(&text), "{text:?}");
+            for before in 0..17 {
+                for after in 0..=(17 - before) {
+                    let text: String = std::iter::repeat_n('a', before)
+                        .chain([special])
+                        .chain(std::iter::repeat_n('z', after))
+                        .collect();
+                    let mut out = String::new();
+                    write_string(&mut out, &text);
+                    assert_eq!(out, reference(&text), "{text:?}");
+                }
             }
         }
         for byte in 0u8..=0x7f {
