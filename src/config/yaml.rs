@@ -18,6 +18,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::rc::Rc;
 
 /// A position in a file: 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
@@ -81,24 +82,81 @@ impl NodeValue {
 
 /// A Python dict: unique keys (by Python equality), insertion order.
 ///
-/// Small mappings (nearly all of them) find keys by a linear scan, which
-/// needs no allocation and makes cloning cheap (aliases clone anchored
-/// nodes); a mapping that grows past [`INDEX_FROM`] entries gets a hash index
-/// so that hostile files with huge mappings stay linear.
+/// Its entries are shared between clones until one of them changes (copy on
+/// write): an anchor and every alias to it are one mapping, and only what is
+/// used is ever copied (merging copies one level, converting to a value the
+/// rest), not templates or merged keys that get overridden.
 #[derive(Debug, Clone, Default)]
-pub struct Mapping {
+pub struct Mapping(Rc<Entries>);
+
+/// Small mappings (nearly all of them) find keys by a linear scan, which
+/// needs no allocation; a mapping that grows past [`INDEX_FROM`] entries gets
+/// a hash index so that hostile files with huge mappings stay linear.
+#[derive(Debug, Clone, Default)]
+struct Entries {
     entries: Vec<(Node, Node)>,
-    /// Boxed: nearly every mapping has none, and a `Node` holding a mapping
-    /// stays small (nodes are moved and copied a lot).
-    #[allow(clippy::box_collection)]
-    index: Option<Box<HashMap<KeyId, usize>>>,
+    index: Option<HashMap<KeyId, usize>>,
 }
 
 impl Mapping {
     /// An empty mapping with room for `capacity` pairs.
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
-        Mapping {
+        Mapping(Rc::new(Entries::with_capacity(capacity)))
+    }
+
+    /// The mapping that inserting the `len` pairs one by one makes.
+    fn from_pairs(pairs: impl Iterator<Item = (Node, Node)>, len: usize) -> Self {
+        Mapping(Rc::new(Entries::from_pairs(pairs, len)))
+    }
+
+    /// Inserts like a Python dict: a repeated key keeps its first position and
+    /// takes the new value.
+    pub fn insert(&mut self, key: Node, value: Node) {
+        Rc::make_mut(&mut self.0).insert(key, value);
+    }
+
+    /// The value under the string key `key`.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        let position = self.0.position(KeyRef::Str(key))?;
+        Some(&self.0.entries[position].1)
+    }
+
+    /// The key node and value under the string key `key`.
+    #[must_use]
+    pub fn get_entry(&self, key: &str) -> Option<(&Node, &Node)> {
+        let position = self.0.position(KeyRef::Str(key))?;
+        let (k, v) = &self.0.entries[position];
+        Some((k, v))
+    }
+
+    /// Entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Node, &Node)> {
+        self.0.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.entries.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.entries.is_empty()
+    }
+
+    /// The entries, in insertion order: moved out when this is the only
+    /// holder, else copied (one level: nested mappings stay shared).
+    #[must_use]
+    pub fn into_entries(self) -> Vec<(Node, Node)> {
+        Rc::try_unwrap(self.0).map_or_else(|shared| shared.entries.clone(), |own| own.entries)
+    }
+}
+
+impl Entries {
+    fn with_capacity(capacity: usize) -> Self {
+        Entries {
             entries: Vec::with_capacity(capacity),
             index: None,
         }
@@ -110,7 +168,7 @@ impl Mapping {
     /// their keys first, so that telling two keys apart (nearly every time)
     /// costs one integer comparison rather than a string comparison.
     fn from_pairs(pairs: impl Iterator<Item = (Node, Node)>, len: usize) -> Self {
-        let mut mapping = Mapping::with_capacity(len);
+        let mut mapping = Entries::with_capacity(len);
         if len >= INDEX_FROM {
             for (key, value) in pairs {
                 mapping.insert(key, value);
@@ -159,7 +217,7 @@ fn key_fingerprint(key: &NodeValue) -> u64 {
 
 impl PartialEq for Mapping {
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries
+        self.0.entries == other.0.entries
     }
 }
 
@@ -239,7 +297,7 @@ impl KeyRef<'_> {
     }
 }
 
-impl Mapping {
+impl Entries {
     /// The position of the key equal (as a Python dict key) to `key`.
     fn position(&self, key: KeyRef<'_>) -> Option<usize> {
         if matches!(key, KeyRef::Unique) {
@@ -259,9 +317,8 @@ impl Mapping {
             .position(|(k, _)| key.same(KeyRef::of(&k.value)))
     }
 
-    /// Inserts like a Python dict: a repeated key keeps its first position and
-    /// takes the new value.
-    pub fn insert(&mut self, key: Node, value: Node) {
+    /// See [`Mapping::insert`].
+    fn insert(&mut self, key: Node, value: Node) {
         let key_ref = KeyRef::of(&key.value);
         if let Some(position) = self.position(key_ref) {
             self.entries[position].1 = value;
@@ -278,45 +335,9 @@ impl Mapping {
                 .map(|(i, (k, _))| (KeyRef::of(&k.value).id(i), i))
                 .collect();
             index.insert(key_ref.id(position), position);
-            self.index = Some(Box::new(index));
+            self.index = Some(index);
         }
         self.entries.push((key, value));
-    }
-
-    /// The value under the string key `key`.
-    #[must_use]
-    pub fn get(&self, key: &str) -> Option<&Node> {
-        let position = self.position(KeyRef::Str(key))?;
-        Some(&self.entries[position].1)
-    }
-
-    /// The key node and value under the string key `key`.
-    #[must_use]
-    pub fn get_entry(&self, key: &str) -> Option<(&Node, &Node)> {
-        let position = self.position(KeyRef::Str(key))?;
-        let (k, v) = &self.entries[position];
-        Some((k, v))
-    }
-
-    /// Entries in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Node, &Node)> {
-        self.entries.iter().map(|(k, v)| (k, v))
-    }
-
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Moves the entries out, in insertion order.
-    #[must_use]
-    pub fn into_entries(self) -> Vec<(Node, Node)> {
-        self.entries
     }
 }
 
@@ -1087,6 +1108,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An anchor and its aliases share one mapping until one of them is
+    /// changed or taken apart; the others never see it.
+    #[test]
+    fn aliased_mappings_are_copied_on_write() {
+        let node = load_ok("base: &b {x: 1, y: {z: 2}}\none:\n  <<: *b\n  x: 10\ntwo: *b\n");
+        let int = |node: Option<&Node>| node.map(|n| n.value.clone());
+        let top = map(&node);
+        assert_eq!(
+            int(map(top.get("one").expect("one")).get("x")),
+            Some(NodeValue::Int(10))
+        );
+        let two = map(top.get("two").expect("two")).clone();
+        let mut changed = two.clone();
+        changed.insert(
+            Node {
+                value: NodeValue::Str("x".into()),
+                mark: Mark::default(),
+            },
+            Node {
+                value: NodeValue::Int(5),
+                mark: Mark::default(),
+            },
+        );
+        assert_eq!(int(changed.get("x")), Some(NodeValue::Int(5)));
+        assert_eq!(int(two.get("x")), Some(NodeValue::Int(1)));
+        assert_eq!(
+            int(map(top.get("base").expect("base")).get("x")),
+            Some(NodeValue::Int(1))
+        );
+        let taken = two.clone().into_entries();
+        assert_eq!(taken.len(), 2);
+        assert_eq!(two.len(), 2);
+        assert_eq!(
+            int(map(two.get("y").expect("y")).get("z")),
+            Some(NodeValue::Int(2))
+        );
     }
 
     #[test]
