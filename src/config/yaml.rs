@@ -195,8 +195,8 @@ impl Entries {
     }
 }
 
-/// Equal keys have equal fingerprints. A string's is its length and first
-/// seven bytes; every other key's is `u64::MAX`, which no string's can be
+/// Equal keys have equal fingerprints. A string's is its first seven bytes
+/// and the low byte of its length; every other key's is `u64::MAX`, which no string's can be
 /// (UTF-8 has no byte 0xFF), so those are always compared in full.
 fn key_fingerprint(key: &NodeValue) -> u64 {
     let NodeValue::Str(text) = key else {
@@ -204,8 +204,14 @@ fn key_fingerprint(key: &NodeValue) -> u64 {
     };
     let bytes = text.as_bytes();
     let mut print = [0u8; 8];
-    let head = bytes.len().min(7);
-    print[..head].copy_from_slice(&bytes[..head]);
+    match bytes.first_chunk::<8>() {
+        Some(eight) => print = *eight,
+        None => {
+            for (slot, byte) in print.iter_mut().zip(bytes) {
+                *slot = *byte;
+            }
+        }
+    }
     // Only the low byte of the length: the fingerprint sorts out unequal
     // keys cheaply, it does not decide equality.
     #[allow(clippy::cast_possible_truncation)]
