@@ -173,26 +173,36 @@ const RESERVED_WORDS: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "f
 
 /// True when `text` reads back as the same string as a plain scalar in both
 /// YAML 1.1 and 1.2. Deliberately conservative: starts with a letter, `_` or
-/// `/`, contains only URL-ish characters, never ends with `:`.
+/// `/`, contains only URL-ish characters (no space, so never `: ` or ` #`),
+/// never ends with `:`.
 fn is_safe_plain(text: &str) -> bool {
-    let mut chars = text.chars();
-    let Some(first) = chars.next() else {
+    let bytes = text.as_bytes();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
         return false;
     };
-    if !(first.is_ascii_alphabetic() || first == '_' || first == '/') {
-        return false;
-    }
-    if text.ends_with(':') || text.contains(": ") || text.contains(" #") {
-        return false;
-    }
-    let all_safe = text.chars().all(|c| {
-        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '@' | '+' | '=' | '-')
-    });
-    all_safe
-        && !RESERVED_WORDS
-            .iter()
-            .any(|word| word.eq_ignore_ascii_case(text))
+    (first.is_ascii_alphabetic() || first == b'_' || first == b'/')
+        && last != b':'
+        && bytes.iter().all(|&b| PLAIN_SAFE[usize::from(b)])
+        && (bytes.len() > 5
+            || !RESERVED_WORDS
+                .iter()
+                .any(|word| word.eq_ignore_ascii_case(text)))
 }
+
+/// The bytes a safe plain scalar may hold: ASCII letters, digits and
+/// `_ . / : @ + = -`.
+static PLAIN_SAFE: [bool; 256] = {
+    let mut safe = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        #[allow(clippy::cast_possible_truncation)]
+        let b = byte as u8;
+        safe[byte] = b.is_ascii_alphanumeric()
+            || matches!(b, b'_' | b'.' | b'/' | b':' | b'@' | b'+' | b'=' | b'-');
+        byte += 1;
+    }
+    safe
+};
 
 #[cfg(test)]
 mod tests {
@@ -250,6 +260,68 @@ mod tests {
             let mut out = String::new();
             write_string(&mut out, text);
             assert_eq!(out, text);
+        }
+    }
+
+    /// The rule as first written, character by character: the oracle for
+    /// the byte-table version.
+    fn reference_is_safe_plain(text: &str) -> bool {
+        let mut chars = text.chars();
+        let Some(first) = chars.next() else {
+            return false;
+        };
+        if !(first.is_ascii_alphabetic() || first == '_' || first == '/') {
+            return false;
+        }
+        if text.ends_with(':') || text.contains(": ") || text.contains(" #") {
+            return false;
+        }
+        text.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '@' | '+' | '=' | '-')
+        }) && !RESERVED_WORDS
+            .iter()
+            .any(|word| word.eq_ignore_ascii_case(text))
+    }
+
+    #[test]
+    fn every_byte_and_every_reserved_word_is_judged_like_the_reference() {
+        for byte in 0u8..=0x7f {
+            let c = char::from(byte);
+            for text in [
+                format!("{c}"),
+                format!("a{c}"),
+                format!("a{c}b"),
+                format!("_{c}"),
+            ] {
+                assert_eq!(
+                    is_safe_plain(&text),
+                    reference_is_safe_plain(&text),
+                    "{text:?}"
+                );
+            }
+        }
+        for word in RESERVED_WORDS {
+            for text in [
+                word.to_string(),
+                word.to_uppercase(),
+                format!("{word}x"),
+                format!("x{word}"),
+            ] {
+                assert_eq!(
+                    is_safe_plain(&text),
+                    reference_is_safe_plain(&text),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_scalars_are_judged_like_the_reference(
+            text in "[a-zA-Z_/0-9 :#.@+=é\\-]{0,12}|\\PC{0,8}"
+        ) {
+            proptest::prop_assert_eq!(is_safe_plain(&text), reference_is_safe_plain(&text));
         }
     }
 
