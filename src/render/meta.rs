@@ -15,7 +15,45 @@ pub fn sanitise_name(name: &str) -> String {
 /// The custom resource's `metadata.name`: `<service>-<instance>`, each sanitised.
 #[must_use]
 pub fn resource_name(service: &str, instance: &str) -> String {
-    format!("{}-{}", sanitise_name(service), sanitise_name(instance))
+    // Names are nearly always ASCII: one pass into one string. Anything
+    // else takes `sanitise_name`, whose `to_lowercase` knows Unicode's
+    // context rules (a final sigma), as Python's `lower` does.
+    if !(service.is_ascii() && instance.is_ascii()) {
+        return format!("{}-{}", sanitise_name(service), sanitise_name(instance));
+    }
+    let mut name = String::with_capacity(service.len() + instance.len() + 24);
+    push_sanitised_ascii(&mut name, service);
+    name.push('-');
+    push_sanitised_ascii(&mut name, instance);
+    name
+}
+
+/// [`sanitise_name`] of an ASCII `name`, appended to `out`.
+fn push_sanitised_ascii(out: &mut String, name: &str) {
+    // After `_` becomes `--`, the text starts with `--` when the name starts
+    // with `_`, `--` or `-_`; those two characters become `underscore-`.
+    let rest = match name.as_bytes() {
+        [b'_', ..] => {
+            out.push_str("underscore-");
+            &name[1..]
+        }
+        [b'-', b'-', ..] => {
+            out.push_str("underscore-");
+            &name[2..]
+        }
+        [b'-', b'_', ..] => {
+            out.push_str("underscore--");
+            &name[2..]
+        }
+        _ => name,
+    };
+    for byte in rest.bytes() {
+        if byte == b'_' {
+            out.push_str("--");
+        } else {
+            out.push(char::from(byte.to_ascii_lowercase()));
+        }
+    }
 }
 
 /// PaaSTA's Flink ingress root, used when `dashboard_links` has no entry.
@@ -59,6 +97,33 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(sanitise_name(input), expected, "{input}");
+        }
+    }
+
+    /// The one-pass name is the two-step one, for every short name over
+    /// the characters that matter (`_`, `-`, letters of both cases) and for
+    /// non-ASCII names.
+    #[test]
+    fn resource_names_in_one_pass_are_sanitised_names_joined() {
+        let alphabet = ['_', '-', 'a', 'Z', '0'];
+        let mut names = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = names
+                .iter()
+                .flat_map(|name| alphabet.iter().map(move |c| format!("{name}{c}")))
+                .collect();
+            names.extend(longer);
+        }
+        names.sort();
+        names.dedup();
+        for service in &names {
+            for instance in ["main", "_x", "--y", "-_Z", "ΣΑΣ_Σ"] {
+                assert_eq!(
+                    resource_name(service, instance),
+                    format!("{}-{}", sanitise_name(service), sanitise_name(instance)),
+                    "{service:?} {instance:?}"
+                );
+            }
         }
     }
 
