@@ -56,6 +56,7 @@ enum Style {
 
 impl Scanned {
     /// The saphyr-parser event this stands for, and its position.
+    #[inline]
     pub(super) fn event<'a>(&self, text: &'a str) -> (Event<'a>, Mark) {
         let id = self.id as usize;
         let event = match self.kind {
