@@ -344,9 +344,6 @@ fn render_instance(
         Cow::Borrowed(Err(diagnostic)) => return Outcome::Failed(diagnostic.clone()),
         Cow::Owned(Err(diagnostic)) => return Outcome::Failed(diagnostic),
     };
-    if let Err(message) = names::check(&instance.service, &instance.instance, cluster, &git_sha) {
-        return Outcome::Failed(instance_diagnostic(instance, &message));
-    }
     // `build_with_spec` takes the spec itself; the input's is not read.
     let unread = Value::Null;
     let built = flink::build_with_spec(
@@ -361,6 +358,17 @@ fn render_instance(
         },
         spec.into_owned(),
     );
+    // Checked on the built name: building has no effect beyond its result,
+    // which a bad name discards.
+    if let Err(message) = names::check_named(
+        &built.name,
+        &instance.service,
+        &instance.instance,
+        cluster,
+        &git_sha,
+    ) {
+        return Outcome::Failed(instance_diagnostic(instance, &message));
+    }
     Outcome::Rendered(Box::new(DesiredResource {
         service: instance.service.clone(),
         instance: instance.instance.clone(),

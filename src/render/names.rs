@@ -2,22 +2,26 @@
 //! resource leaves the renderer so that a bad name fails its instance with
 //! the rule spelled out, instead of a 422 from the API server later.
 
-use super::meta::resource_name;
-
 const MAX_NAME: usize = 253;
 const MAX_LABEL_VALUE: usize = 63;
 
-/// Checks the object name and the label values PaaSTA derives from the
-/// service, instance, cluster and git sha.
-pub fn check(service: &str, instance: &str, cluster: &str, git_sha: &str) -> Result<(), String> {
-    let name = resource_name(service, instance);
+/// Checks the object name `name` (the `resource_name` of the service and
+/// instance) and the label values PaaSTA derives from the service, instance,
+/// cluster and git sha.
+pub fn check_named(
+    name: &str,
+    service: &str,
+    instance: &str,
+    cluster: &str,
+    git_sha: &str,
+) -> Result<(), String> {
     if name.len() > MAX_NAME {
         return Err(format!(
             "the resource name `{name}` is {} characters; Kubernetes allows at most {MAX_NAME} (DNS-1123 subdomain)",
             name.len()
         ));
     }
-    if !is_dns1123_subdomain(&name) {
+    if !is_dns1123_subdomain(name) {
         return Err(format!(
             "the resource name `{name}` is not a DNS-1123 subdomain: lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit"
         ));
@@ -79,6 +83,17 @@ fn check_label_value(value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::meta::resource_name;
+
+    fn check(service: &str, instance: &str, cluster: &str, git_sha: &str) -> Result<(), String> {
+        check_named(
+            &resource_name(service, instance),
+            service,
+            instance,
+            cluster,
+            git_sha,
+        )
+    }
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
