@@ -484,6 +484,102 @@ fn symlinks_and_submodules_are_refused_and_make_their_service_unknown() {
 }
 
 #[test]
+fn folders_and_files_in_the_wrong_place_are_refused_and_make_their_service_unknown() {
+    let fixture = Fixture::new();
+    fixture.seed();
+    for service in [
+        "svc-instance-dir",
+        "svc-deployments-dir",
+        "svc-service-dir",
+        "svc-autotuned-instance-dir",
+        "svc-autotuned-file",
+    ] {
+        fixture.write(&format!("{service}/flink-c2.yaml"), "main: {}\n");
+    }
+    fixture.write("svc-instance-dir/flink-c1.yaml/main.yaml", "{}\n");
+    fixture.write("svc-deployments-dir/deployments.json/v2.json", "{}\n");
+    fixture.write("svc-service-dir/service.yaml/x.yaml", "{}\n");
+    fixture.write(
+        "svc-autotuned-instance-dir/autotuned_defaults/flink-c1.yaml/main.yaml",
+        "{}\n",
+    );
+    fixture.write("svc-autotuned-file/autotuned_defaults", "flink-c1.yaml\n");
+    // Folders the pipeline never reads are not refused.
+    fixture.write("svc-c/flinkdocs/flink-c1.yaml", "{}\n");
+    fixture.commit("Folders and files in the wrong place");
+
+    let mut source = fixture.open(&fixture.file_url());
+    let snapshot = updated(source.fetch()).snapshot;
+    let refused = |service: &str| -> Vec<(String, String)> {
+        snapshot.services[service]
+            .refused
+            .iter()
+            .map(|r| (r.path.clone(), r.reason.clone()))
+            .collect()
+    };
+    let folder = "a folder, not a file".to_owned();
+    for (service, path) in [
+        ("svc-instance-dir", "flink-c1.yaml"),
+        ("svc-deployments-dir", "deployments.json"),
+        ("svc-service-dir", "service.yaml"),
+        (
+            "svc-autotuned-instance-dir",
+            "autotuned_defaults/flink-c1.yaml",
+        ),
+    ] {
+        assert_eq!(
+            refused(service),
+            [(path.to_owned(), folder.clone())],
+            "{service}"
+        );
+    }
+    assert_eq!(
+        refused("svc-autotuned-file"),
+        [(
+            "autotuned_defaults".to_owned(),
+            "a file, not a folder".to_owned()
+        )]
+    );
+    // What else these services hold is still read.
+    for service in [
+        "svc-instance-dir",
+        "svc-deployments-dir",
+        "svc-service-dir",
+        "svc-autotuned-instance-dir",
+        "svc-autotuned-file",
+    ] {
+        let files: Vec<&str> = snapshot.services[service]
+            .files
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(files, ["flink-c2.yaml"], "{service}");
+    }
+    for service in ["svc-a", "svc-b", "svc-c"] {
+        assert_eq!(refused(service), [], "{service}");
+    }
+    assert_eq!(snapshot.services["svc-a"].files.len(), 3);
+    assert_eq!(snapshot.services["svc-b"].files.len(), 2);
+
+    let settings = flink_gitops::config::Settings::default();
+    let config = flink_gitops::config::load(&snapshot, &settings, "c1", None);
+    let unknown: Vec<&str> = config
+        .unknown_services()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        unknown,
+        [
+            "svc-autotuned-file",
+            "svc-autotuned-instance-dir",
+            "svc-deployments-dir",
+            "svc-instance-dir",
+            "svc-service-dir"
+        ]
+    );
+}
+
+#[test]
 fn reopening_a_cache_starts_from_scratch() {
     let fixture = Fixture::new();
     let sha = fixture.seed();

@@ -6,7 +6,7 @@
 //! branch or a refused force-push leaves it untouched, and a restart starts
 //! from scratch (the first fetch reports every service as new).
 
-use super::{FileSelection, Refusal, ServiceFiles, Snapshot};
+use super::{FileSelection, ServiceFiles, Snapshot};
 use crate::config::daemon_settings::{GitCredentials, GitSettings};
 use git2::cert::Cert;
 use git2::{
@@ -545,6 +545,9 @@ fn read_commit_snapshot(
 
 /// Reads the selected blobs of a service folder (`prefix` empty) or of
 /// its `autotuned_defaults` folder.
+///
+/// An entry the pipeline would read that is not what it expects is refused,
+/// never skipped: a skipped instance file looks removed and gets pruned.
 fn read_service_tree(
     repo: &Repository,
     selection: &FileSelection,
@@ -558,40 +561,36 @@ fn read_service_tree(
         };
         let path_in_service = format!("{prefix}{name}");
         let is_autotuned_dir = prefix.is_empty() && name == AUTOTUNED_DEFAULTS;
-        let mode = entry.filemode();
-        if mode == MODE_SYMLINK || mode == MODE_GITLINK {
-            if is_autotuned_dir || selection.wants(&path_in_service) {
-                let what = if mode == MODE_SYMLINK {
-                    "a symlink (symlinks are not followed)"
-                } else {
-                    "a git submodule (submodules are not followed)"
-                };
-                files.refused.push(Refusal {
-                    path: path_in_service,
-                    reason: what.to_owned(),
-                });
-            }
+        if !is_autotuned_dir && !selection.wants(&path_in_service) {
             continue;
         }
-        match entry.kind() {
-            Some(ObjectType::Tree) if is_autotuned_dir => {
+        let mode = entry.filemode();
+        let refusal = match (mode, entry.kind()) {
+            (MODE_SYMLINK, _) => "a symlink (symlinks are not followed)".to_owned(),
+            (MODE_GITLINK, _) => "a git submodule (submodules are not followed)".to_owned(),
+            (_, Some(ObjectType::Tree)) if is_autotuned_dir => {
                 let subtree = repo.find_tree(entry.id())?;
                 let prefix = format!("{AUTOTUNED_DEFAULTS}/");
                 read_service_tree(repo, selection, &subtree, &prefix, files)?;
+                continue;
             }
-            Some(ObjectType::Blob) if selection.wants(&path_in_service) => {
+            (_, Some(ObjectType::Tree)) => "a folder, not a file".to_owned(),
+            (_, Some(ObjectType::Blob)) if is_autotuned_dir => "a file, not a folder".to_owned(),
+            (_, Some(ObjectType::Blob)) => {
                 // The header alone gives the size: a huge blob is never loaded.
                 let (size, _) = repo.odb()?.read_header(entry.id())?;
                 if size > selection.max_file_bytes {
                     let size = u64::try_from(size).unwrap_or(u64::MAX);
                     files.refuse_size(path_in_service, size, selection.max_file_bytes);
-                    continue;
+                } else {
+                    let blob = repo.find_blob(entry.id())?;
+                    files.files.insert(path_in_service, blob.content().to_vec());
                 }
-                let blob = repo.find_blob(entry.id())?;
-                files.files.insert(path_in_service, blob.content().to_vec());
+                continue;
             }
-            _ => {}
-        }
+            _ => format!("not a file or a folder (git mode {mode:o})"),
+        };
+        files.refuse(path_in_service, refusal);
     }
     Ok(())
 }
