@@ -74,6 +74,24 @@ impl Fixture {
         GitSource::open(&self.settings(url, "cache"), selection()).expect("open")
     }
 
+    /// The bare repository the source keeps in the cache directory `cache`.
+    fn cache_repo(&self, cache: &str) -> PathBuf {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join(cache))
+            .expect("cache dir")
+            .map(|entry| entry.expect("entry").path())
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries.remove(0)
+    }
+
+    /// The commit recorded as accepted for `master` in the cache `cache`.
+    fn accepted(&self, cache: &str) -> String {
+        git(
+            &self.cache_repo(cache),
+            &["rev-parse", "--verify", "refs/flink-gitops/accepted/master"],
+        )
+    }
+
     /// Three services, files the pipeline reads and files it ignores.
     fn seed(&self) -> String {
         self.write("svc-a/service.yaml", "description: a\n");
@@ -580,7 +598,7 @@ fn folders_and_files_in_the_wrong_place_are_refused_and_make_their_service_unkno
 }
 
 #[test]
-fn reopening_a_cache_starts_from_scratch() {
+fn reopening_a_cache_delivers_the_recorded_commit_in_full() {
     let fixture = Fixture::new();
     let sha = fixture.seed();
     let url = fixture.file_url();
@@ -589,16 +607,128 @@ fn reopening_a_cache_starts_from_scratch() {
         updated(source.fetch());
     }
     let mut source = fixture.open(&url);
-    assert_eq!(source.last_revision(), None);
+    assert_eq!(source.last_revision(), Some(sha.as_str()));
+    // The remote has not moved, but the caller's state went with the
+    // restart: the first fetch hands over everything again.
     let update = updated(source.fetch());
     assert_eq!(update.changed_services, None);
     assert_eq!(update.revision, sha);
     assert_eq!(update.snapshot.services.len(), 3);
     assert_eq!(source.fetch().expect("fetch"), FetchOutcome::Unchanged);
+    assert_eq!(fixture.accepted("cache"), sha);
     let caches = std::fs::read_dir(fixture.dir.path().join("cache"))
         .expect("cache dir")
         .count();
     assert_eq!(caches, 1, "one bare repository per URL");
+
+    // A descendant found by the first fetch after a restart is checked
+    // against the recorded commit, and still rendered in full.
+    drop(source);
+    fixture.write("svc-a/flink-c1.yaml", "main: {parallelism: 3}\n");
+    let moved = fixture.commit("Scale svc-a");
+    let mut source = fixture.open(&url);
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, None);
+    assert_eq!(update.revision, moved);
+    assert_eq!(fixture.accepted("cache"), moved);
+    fixture.write("svc-b/flink-c2.yaml", "main: {parallelism: 2}\n");
+    fixture.commit("Scale svc-b");
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, set(&["svc-b"]));
+}
+
+#[test]
+fn a_force_push_while_stopped_is_refused_after_a_restart_unless_accepted() {
+    let fixture = Fixture::new();
+    let first = fixture.seed();
+    let url = fixture.file_url();
+    let second = {
+        let mut source = fixture.open(&url);
+        updated(source.fetch());
+        fixture.write("svc-d/flink-c1.yaml", "main: {}\n");
+        let second = fixture.commit("Add svc-d");
+        assert_eq!(updated(source.fetch()).changed_services, set(&["svc-d"]));
+        second
+    };
+
+    // Rewound while no source was running: svc-d would look removed.
+    git(&fixture.work(), &["reset", "-q", "--hard", &first]);
+    for _ in 0..2 {
+        let mut source = fixture.open(&url);
+        assert_eq!(source.last_revision(), Some(second.as_str()));
+        match source.fetch() {
+            Err(GitError::ForcePushed {
+                previous, revision, ..
+            }) => {
+                assert_eq!(previous, second);
+                assert_eq!(revision, first);
+            }
+            other => panic!("expected ForcePushed, got {other:?}"),
+        }
+        assert_eq!(source.last_revision(), Some(second.as_str()));
+        assert_eq!(fixture.accepted("cache"), second);
+    }
+
+    let mut settings = fixture.settings(&url, "cache");
+    settings.accept_force_push = true;
+    let mut lenient = GitSource::open(&settings, selection()).expect("open");
+    let update = updated(lenient.fetch());
+    assert_eq!(update.changed_services, None);
+    assert_eq!(update.revision, first);
+    assert!(!update.snapshot.services.contains_key("svc-d"));
+    assert_eq!(fixture.accepted("cache"), first);
+    assert_eq!(lenient.fetch().expect("fetch"), FetchOutcome::Unchanged);
+}
+
+#[test]
+fn an_empty_cache_accepts_any_head_as_a_first_clone() {
+    let fixture = Fixture::new();
+    fixture.seed();
+    let url = fixture.file_url();
+    {
+        let mut source = fixture.open(&url);
+        updated(source.fetch());
+    }
+    // An unrelated history, refused by the cache that saw the old one...
+    git(&fixture.work(), &["checkout", "-q", "--orphan", "rewrite"]);
+    git(&fixture.work(), &["rm", "-q", "-r", "--cached", "."]);
+    std::fs::remove_dir_all(fixture.work().join("svc-b")).expect("rm");
+    let rewritten = fixture.commit("Rewrite history");
+    git(&fixture.work(), &["branch", "-f", "master", "rewrite"]);
+    assert!(matches!(
+        fixture.open(&url).fetch(),
+        Err(GitError::ForcePushed { .. })
+    ));
+
+    // ...is a first clone for an empty one.
+    let mut fresh = GitSource::open(&fixture.settings(&url, "fresh"), selection()).expect("open");
+    assert_eq!(fresh.last_revision(), None);
+    let update = updated(fresh.fetch());
+    assert_eq!(update.changed_services, None);
+    assert_eq!(update.revision, rewritten);
+    assert_eq!(fixture.accepted("fresh"), rewritten);
+}
+
+#[test]
+fn a_recorded_commit_missing_from_the_cache_is_refused_at_open() {
+    let fixture = Fixture::new();
+    fixture.seed();
+    let url = fixture.file_url();
+    updated(fixture.open(&url).fetch());
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let refs = fixture
+        .cache_repo("cache")
+        .join("refs/flink-gitops/accepted");
+    std::fs::create_dir_all(&refs).expect("mkdir");
+    std::fs::write(refs.join("master"), format!("{missing}\n")).expect("write ref");
+    // Without the commit no ancestry can be checked: taking the remote's
+    // head as a first clone would let a force-push through.
+    match GitSource::open(&fixture.settings(&url, "cache"), selection()) {
+        Err(error @ GitError::OpenCache { .. }) => {
+            assert!(error.to_string().contains(missing), "{error}");
+        }
+        other => panic!("expected OpenCache, got {other:?}"),
+    }
 }
 
 #[test]

@@ -1,10 +1,15 @@
 //! A soa-configs git repository: one bare clone in the cache directory,
 //! fetched on demand, read straight from commit trees (no checkout).
 //!
-//! The API is blocking; the daemon calls it from `spawn_blocking`. Only the
-//! last *accepted* commit is remembered, in memory: a failed fetch, a deleted
-//! branch or a refused force-push leaves it untouched, and a restart starts
-//! from scratch (the first fetch reports every service as new).
+//! The API is blocking; the daemon calls it from `spawn_blocking`. The last
+//! *accepted* commit is recorded in the cache repository itself, as the ref
+//! `refs/flink-gitops/accepted/<branch>`: a failed fetch, a deleted branch or
+//! a refused force-push leaves it untouched, and it outlives a restart, so
+//! that a branch rewound while the reconciler was down is still refused as a
+//! force-push rather than pruned. Only an empty cache (a first clone) takes
+//! the remote's head without checking its ancestry. The first fetch after
+//! [`GitSource::open`] always delivers the whole snapshot, as all new: the
+//! caller's state did not survive the restart.
 
 use super::{FileSelection, ServiceFiles, Snapshot};
 use crate::config::daemon_settings::{GitCredentials, GitSettings};
@@ -26,6 +31,7 @@ const MODE_GITLINK: i32 = 0o160_000;
 const AUTOTUNED_DEFAULTS: &str = "autotuned_defaults";
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 const SHORT_SHA_LEN: usize = 12;
+const ACCEPTED_REF_PREFIX: &str = "refs/flink-gitops/accepted/";
 
 /// One soa-configs branch of one repository, cloned bare into
 /// `cache_dir/<sanitised url>-<hash>`.
@@ -43,7 +49,13 @@ pub struct GitSource {
     credentials: GitCredentials,
     accept_force_push: bool,
     selection: FileSelection,
+    /// `refs/flink-gitops/accepted/<branch>`, which also keeps the accepted
+    /// commit's objects reachable in the cache.
+    accepted_ref: String,
     last: Option<Accepted>,
+    /// Whether a snapshot went out since `open`: until then the caller
+    /// holds nothing, even when `last` came from an earlier run.
+    delivered_since_open: bool,
     warned_unverified_host_key: bool,
 }
 
@@ -59,7 +71,8 @@ pub struct GitUpdate {
     pub snapshot: Snapshot,
     /// The top-level folders touched since the last accepted commit,
     /// deleted ones included. `None` when everything must be considered new:
-    /// the first snapshot, or an accepted force-push.
+    /// the first snapshot since [`GitSource::open`], or an accepted
+    /// force-push.
     pub changed_services: Option<BTreeSet<String>>,
     /// The full sha of the commit.
     pub revision: String,
@@ -143,6 +156,16 @@ pub enum GitError {
         revision: String,
         reason: String,
     },
+    #[error(
+        "failed to record commit {revision} of branch {branch} in {url} as accepted in the git \
+         cache: {reason}"
+    )]
+    RecordAccepted {
+        url: String,
+        branch: String,
+        revision: String,
+        reason: String,
+    },
 }
 
 impl fmt::Debug for GitSource {
@@ -158,7 +181,8 @@ impl fmt::Debug for GitSource {
 
 impl GitSource {
     /// Opens (or creates) the bare clone for `settings.url` in
-    /// `settings.cache_dir`. No network access happens yet.
+    /// `settings.cache_dir`, with the commit an earlier run accepted. No
+    /// network access happens yet.
     pub fn open(settings: &GitSettings, selection: FileSelection) -> Result<Self, GitError> {
         let url = parse_url(&settings.url);
         let display_url = url.redacted(&settings.url);
@@ -194,6 +218,8 @@ impl GitSource {
         } else {
             Repository::init_bare(&path).map_err(|e| open_error(e.message().to_owned()))?
         };
+        let accepted_ref = format!("{ACCEPTED_REF_PREFIX}{}", settings.branch);
+        let last = read_accepted(&repo, &accepted_ref).map_err(open_error)?;
         Ok(GitSource {
             repo,
             url: settings.url.clone(),
@@ -204,12 +230,15 @@ impl GitSource {
             credentials: settings.credentials.clone(),
             accept_force_push: settings.accept_force_push,
             selection,
-            last: None,
+            accepted_ref,
+            last,
+            delivered_since_open: false,
             warned_unverified_host_key: false,
         })
     }
 
-    /// The full sha of the last accepted commit.
+    /// The full sha of the last accepted commit: after `open`, the one an
+    /// earlier run recorded in the cache (if any), even before a fetch.
     #[must_use]
     pub fn last_revision(&self) -> Option<&str> {
         self.last.as_ref().map(|last| last.revision.as_str())
@@ -226,7 +255,8 @@ impl GitSource {
     /// On any error the last accepted commit stays as it was.
     pub fn fetch(&mut self) -> Result<FetchOutcome, GitError> {
         let head = self.fetch_head()?;
-        if self.last.as_ref().is_some_and(|last| last.commit == head) {
+        let unchanged = self.last.as_ref().is_some_and(|last| last.commit == head);
+        if unchanged && self.delivered_since_open {
             return Ok(FetchOutcome::Unchanged);
         }
         let revision = head.to_string();
@@ -238,6 +268,8 @@ impl GitSource {
         let commit = self.repo.find_commit(head).map_err(read_error)?;
         let changed_services = match &self.last {
             None => None,
+            // Not a descendant of itself, yet no force-push either.
+            Some(_) if unchanged => None,
             Some(last) => {
                 let diff_error = |e: git2::Error| GitError::Diff {
                     url: self.display_url.clone(),
@@ -249,7 +281,9 @@ impl GitSource {
                     .repo
                     .graph_descendant_of(head, last.commit)
                     .map_err(diff_error)?;
-                if descends {
+                if descends && !self.delivered_since_open {
+                    None
+                } else if descends {
                     let previous = self.repo.find_commit(last.commit).map_err(diff_error)?;
                     Some(
                         self.changed_services(&previous, &commit)
@@ -285,10 +319,22 @@ impl GitSource {
             .unwrap_or_default()
             .trim()
             .to_owned();
+        // Recorded before it is handed out: an accepted commit that a
+        // restart forgot would let a rewind to an older one through.
+        let log_message = format!("flink-gitops: accept {revision}");
+        self.repo
+            .reference(&self.accepted_ref, head, true, &log_message)
+            .map_err(|e| GitError::RecordAccepted {
+                url: self.display_url.clone(),
+                branch: self.branch.clone(),
+                revision: revision.clone(),
+                reason: self.scrub(e.message(), None),
+            })?;
         self.last = Some(Accepted {
             commit: head,
             revision: revision.clone(),
         });
+        self.delivered_since_open = true;
         Ok(FetchOutcome::Updated(GitUpdate {
             snapshot,
             changed_services,
@@ -491,6 +537,28 @@ impl GitSource {
     fn read_snapshot(&self, commit: &Commit<'_>) -> Result<Snapshot, git2::Error> {
         read_commit_snapshot(&self.repo, &self.selection, &self.display_url, commit, None)
     }
+}
+
+/// The commit an earlier run accepted, from the ref `accepted_ref`. Only a
+/// missing ref means there was none: a ref whose commit cannot be read is an
+/// error, since taking the remote's head as a first clone would let a
+/// force-push through.
+fn read_accepted(repo: &Repository, accepted_ref: &str) -> Result<Option<Accepted>, String> {
+    let commit = match repo.refname_to_id(accepted_ref) {
+        Ok(commit) => commit,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(format!("failed to read {accepted_ref}: {}", e.message())),
+    };
+    let revision = commit.to_string();
+    repo.find_commit(commit).map_err(|e| {
+        format!(
+            "the last accepted commit {revision} ({accepted_ref}) cannot be read: {}; without it \
+             a force-push cannot be detected (removing the cache accepts the remote's head as a \
+             first clone)",
+            e.message()
+        )
+    })?;
+    Ok(Some(Accepted { commit, revision }))
 }
 
 /// Reads the selected files of every top-level service folder of `commit`
