@@ -61,7 +61,7 @@ pub struct DirListing {
     instance_files: Vec<String>,
     /// See [`ServiceReader::root_dir`].
     #[cfg(unix)]
-    root_dir: Option<rustix::fd::OwnedFd>,
+    root_dir: rustix::fd::OwnedFd,
     /// Service names in order, with their folder or why it is refused.
     services: Vec<(String, Result<PathBuf, String>)>,
 }
@@ -78,6 +78,8 @@ impl DirListing {
             path: path.display().to_string(),
             source,
         };
+        #[cfg(unix)]
+        let root_dir = open_root(root).map_err(|e| read_dir_error(root, e))?;
         let canonical_root = fs::canonicalize(root).map_err(|e| read_dir_error(root, e))?;
         let mut services: Vec<(String, Result<PathBuf, String>)> = Vec::new();
         for entry in fs::read_dir(root).map_err(|e| read_dir_error(root, e))? {
@@ -90,7 +92,7 @@ impl DirListing {
             }
             match resolve(&entry, &canonical_root) {
                 Resolved::Dir => services.push((name, Ok(entry.path()))),
-                Resolved::File | Resolved::Other => {}
+                Resolved::File | Resolved::Other(_) => {}
                 Resolved::Refused(reason) => services.push((name, Err(reason))),
             }
         }
@@ -107,12 +109,6 @@ impl DirListing {
             .unwrap_or_default();
         instance_files.sort();
         instance_files.dedup();
-        #[cfg(unix)]
-        let root_dir = cluster.and_then(|_| {
-            use rustix::fs::{CWD, Mode, OFlags, openat};
-            let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            openat(CWD, root, directory, Mode::empty()).ok()
-        });
         Ok(DirListing {
             root: root.display().to_string(),
             canonical_root,
@@ -160,7 +156,7 @@ impl DirListing {
             cluster: self.cluster.as_deref(),
             instance_files: &self.instance_files,
             #[cfg(unix)]
-            root_dir: self.root_dir.as_ref(),
+            root_dir: &self.root_dir,
         }
     }
 
@@ -175,43 +171,75 @@ impl DirListing {
     }
 }
 
+/// Opens the soa-configs root, which every file is then opened relative to.
+#[cfg(unix)]
+fn open_root(root: &Path) -> std::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(openat(CWD, root, directory, Mode::empty())?)
+}
+
 enum Resolved {
     Dir,
     File,
-    Other,
+    /// Neither: what it is (`a FIFO`).
+    Other(&'static str),
     Refused(String),
 }
 
+const OUTSIDE_ROOT: &str = "a symlink that resolves outside the soa-configs root";
+
+/// What an entry is when checked; it may be something else by the time it
+/// is opened, so what is read is checked again once open.
 fn resolve(entry: &fs::DirEntry, canonical_root: &Path) -> Resolved {
-    let kind = |metadata: &fs::Metadata| {
-        if metadata.is_dir() {
-            Resolved::Dir
-        } else if metadata.is_file() {
-            Resolved::File
-        } else {
-            Resolved::Other
-        }
-    };
     match entry.file_type() {
-        Ok(file_type) if !file_type.is_symlink() => {
-            if file_type.is_dir() {
-                Resolved::Dir
-            } else if file_type.is_file() {
-                Resolved::File
-            } else {
-                Resolved::Other
-            }
-        }
+        Ok(file_type) if !file_type.is_symlink() => resolved(file_type),
         _ => match fs::canonicalize(entry.path()) {
             Err(error) => Resolved::Refused(format!("a symlink that does not resolve ({error})")),
             Ok(target) if !target.starts_with(canonical_root) => {
-                Resolved::Refused("a symlink that resolves outside the soa-configs root".to_owned())
+                Resolved::Refused(OUTSIDE_ROOT.to_owned())
             }
             Ok(target) => match fs::metadata(&target) {
-                Ok(metadata) => kind(&metadata),
+                Ok(metadata) => resolved(metadata.file_type()),
                 Err(error) => Resolved::Refused(format!("failed to read it ({error})")),
             },
         },
+    }
+}
+
+fn resolved(file_type: fs::FileType) -> Resolved {
+    if file_type.is_dir() {
+        Resolved::Dir
+    } else if file_type.is_file() {
+        Resolved::File
+    } else {
+        Resolved::Other(kind(file_type))
+    }
+}
+
+/// What an entry is, as reasons name it: `a FIFO`.
+fn kind(file_type: fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        } else if file_type.is_socket() {
+            return "a socket";
+        } else if file_type.is_char_device() {
+            return "a character device";
+        } else if file_type.is_block_device() {
+            return "a block device";
+        }
+    }
+    if file_type.is_dir() {
+        "a folder"
+    } else if file_type.is_file() {
+        "a file"
+    } else if file_type.is_symlink() {
+        "a symlink"
+    } else {
+        "neither a file nor a folder"
     }
 }
 
@@ -223,9 +251,11 @@ struct ServiceReader<'a> {
     /// (`<prefix>-<cluster>.yaml`), in a service folder and in its
     /// `autotuned_defaults`.
     instance_files: &'a [String],
-    /// The soa-configs root, open, to read files by name relative to it.
+    /// The soa-configs root, open: every file is opened relative to it and
+    /// checked never to leave it, so that a symlink swapped in after an
+    /// entry was checked cannot make the reader read outside it.
     #[cfg(unix)]
-    root_dir: Option<&'a rustix::fd::OwnedFd>,
+    root_dir: &'a rustix::fd::OwnedFd,
 }
 
 /// Files read in every service folder, whatever the cluster.
@@ -242,24 +272,27 @@ impl ServiceReader<'_> {
         {
             return files;
         }
-        self.service_listed(service_dir)
+        self.service_listed(service_dir, name)
     }
 
     /// [`Self::service`] by listing the folder and checking each entry.
-    fn service_listed(&self, service_dir: &Path) -> ServiceFiles {
+    fn service_listed(&self, service_dir: &Path, name: &str) -> ServiceFiles {
+        let service = Service {
+            dir: service_dir,
+            name,
+        };
         let mut files = ServiceFiles::default();
-        if self.read_selected(service_dir, "", &mut files) {
-            let autotuned = service_dir.join(AUTOTUNED_DEFAULTS);
-            self.read_selected(&autotuned, AUTOTUNED_PREFIX, &mut files);
+        if self.read_selected(&service, "", &mut files) {
+            self.read_selected(&service, AUTOTUNED_PREFIX, &mut files);
         }
         files
     }
 
-    /// Reads the selected files of `dir`; returns whether it has an
-    /// `autotuned_defaults` directory.
-    fn read_selected(&self, dir: &Path, prefix: &str, files: &mut ServiceFiles) -> bool {
+    /// Reads the selected files of the service's folder `prefix` (empty, or
+    /// ending in `/`); returns whether it has an `autotuned_defaults` folder.
+    fn read_selected(&self, service: &Service, prefix: &str, files: &mut ServiceFiles) -> bool {
         let folder = prefix.trim_end_matches('/');
-        let entries = match fs::read_dir(dir) {
+        let entries = match fs::read_dir(service.dir.join(folder)) {
             Ok(entries) => entries,
             Err(error) => {
                 files.refuse(folder, format!("failed to list the folder ({error})"));
@@ -283,36 +316,192 @@ impl ServiceReader<'_> {
             if !autotuned_dir && !self.selection.wants_for(&path_in_service, self.cluster) {
                 continue;
             }
-            match resolve(&entry, self.canonical_root) {
-                Resolved::Dir if autotuned_dir => has_autotuned = true,
-                Resolved::File if !autotuned_dir => {
-                    let limit = self.selection.max_file_bytes;
-                    let read = read_bounded(&entry.path(), limit);
-                    file_read(files, path_in_service, read, limit);
-                }
-                Resolved::Refused(reason) => files.refuse(path_in_service, reason),
-                Resolved::Dir | Resolved::File | Resolved::Other => {}
+            // Anything else under a wanted name is refused, not skipped: its
+            // instances would look removed, and be pruned.
+            match (resolve(&entry, self.canonical_root), autotuned_dir) {
+                (Resolved::Dir, true) => has_autotuned = true,
+                (Resolved::File, false) => self.read_listed(service, path_in_service, files),
+                (Resolved::Refused(reason), _) => files.refuse(path_in_service, reason),
+                (Resolved::Dir, false) => files.refuse(path_in_service, not_a_file("a folder")),
+                (Resolved::File, true) => files.refuse(path_in_service, not_a_folder("a file")),
+                (Resolved::Other(kind), false) => files.refuse(path_in_service, not_a_file(kind)),
+                (Resolved::Other(kind), true) => files.refuse(path_in_service, not_a_folder(kind)),
             }
         }
         has_autotuned
     }
+
+    /// Reads the file `path_in_service`, found a regular file when listed.
+    fn read_listed(&self, service: &Service, path_in_service: String, files: &mut ServiceFiles) {
+        let limit = self.selection.max_file_bytes;
+        match self.open_listed(service, &path_in_service) {
+            Ok(file) => file_read(
+                files,
+                path_in_service,
+                read_bounded_file(file, limit),
+                limit,
+            ),
+            Err(reason) => files.refuse(path_in_service, reason),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn open_listed(&self, service: &Service, path_in_service: &str) -> Result<fs::File, String> {
+        fs::File::open(service.dir.join(path_in_service))
+            .map_err(|error| format!("failed to read it ({error})"))
+    }
+}
+
+/// A service folder being listed.
+struct Service<'a> {
+    /// The root's folder `name`.
+    dir: &'a Path,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    name: &'a str,
+}
+
+fn not_a_file(kind: &str) -> String {
+    format!("{kind}, not a file")
+}
+
+fn not_a_folder(kind: &str) -> String {
+    format!("{kind}, not a folder")
+}
+
+/// The reason for a file whose path resolved inside the root but held a
+/// symlink once opened.
+#[cfg(unix)]
+const CHANGED: &str = "changed while it was read (a symlink was swapped in); read again next cycle";
+
+/// Opening a listed file. An entry checked when listed may be replaced by a
+/// symlink (or its service folder may) before it is opened, so it is opened
+/// relative to the root and never through a symlink out of it.
+#[cfg(unix)]
+impl ServiceReader<'_> {
+    fn open_listed(&self, service: &Service, path_in_service: &str) -> Result<fs::File, String> {
+        use rustix::io::Errno;
+        #[cfg(target_os = "linux")]
+        match open_beneath(
+            self.root_dir,
+            &format!("{}/{path_in_service}", service.name),
+        ) {
+            Ok(fd) => return Ok(fd.into()),
+            // An absolute symlink, or one out of the root: resolved below.
+            Err(Errno::XDEV | Errno::LOOP | Errno::AGAIN | Errno::NOSYS | Errno::PERM) => {}
+            Err(error) => return Err(failed(error)),
+        }
+        let canonical = fs::canonicalize(service.dir.join(path_in_service))
+            .map_err(|error| format!("failed to read it ({error})"))?;
+        let inside = canonical
+            .strip_prefix(self.canonical_root)
+            .map_err(|_| OUTSIDE_ROOT.to_owned())?;
+        // A canonical path has no symlinks: one found now was swapped in.
+        match open_without_symlinks(self.root_dir, inside, READ) {
+            Ok(fd) => Ok(fd.into()),
+            Err(Errno::LOOP | Errno::XDEV | Errno::AGAIN | Errno::NOTDIR) => {
+                Err(CHANGED.to_owned())
+            }
+            Err(error) => Err(failed(error)),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn failed(error: rustix::io::Errno) -> String {
+    format!("failed to read it ({})", std::io::Error::from(error))
+}
+
+/// How files are opened: never blocking, so that a FIFO under a wanted name
+/// cannot hang the reader (what was opened is checked before it is read).
+#[cfg(unix)]
+const READ: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::NONBLOCK)
+    .union(rustix::fs::OFlags::CLOEXEC)
+    .union(rustix::fs::OFlags::NOCTTY);
+
+/// Opens `path` relative to `dir`, following only symlinks that stay under
+/// it (relative ones: an absolute symlink fails with `EXDEV`).
+#[cfg(target_os = "linux")]
+fn open_beneath(dir: &rustix::fd::OwnedFd, path: &str) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, ResolveFlags, openat2};
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    openat2(dir, path, READ, Mode::empty(), resolve)
+}
+
+/// Opens `path` relative to `dir` with `flags`, through no symlink at all
+/// (`ELOOP` if there is one) and never out of `dir`.
+#[cfg(target_os = "linux")]
+fn open_no_symlinks(
+    dir: &rustix::fd::OwnedFd,
+    path: impl rustix::path::Arg,
+    flags: rustix::fs::OFlags,
+) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, ResolveFlags, openat2};
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    openat2(dir, path, flags, Mode::empty(), resolve)
+}
+
+/// [`open_no_symlinks`], or where `openat2` is missing (older kernels, or
+/// forbidden by a seccomp filter), the same one folder at a time.
+#[cfg(unix)]
+fn open_without_symlinks(
+    dir: &rustix::fd::OwnedFd,
+    path: &Path,
+    flags: rustix::fs::OFlags,
+) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    #[cfg(target_os = "linux")]
+    match open_no_symlinks(dir, path, flags) {
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {}
+        opened => return opened,
+    }
+    open_by_walk(dir, path, flags)
+}
+
+/// Opens `path` (plain names only) relative to `dir` one component at a
+/// time, none of them through a symlink.
+#[cfg(unix)]
+fn open_by_walk(
+    dir: &rustix::fd::OwnedFd,
+    path: &Path,
+    flags: rustix::fs::OFlags,
+) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fd::AsFd;
+    use rustix::fs::{Mode, OFlags, openat};
+    use rustix::io::Errno;
+    use std::path::Component;
+    let folder = READ | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+    let mut components = path.components();
+    let Some(Component::Normal(last)) = components.next_back() else {
+        return Err(Errno::INVAL);
+    };
+    let mut parent: Option<rustix::fd::OwnedFd> = None;
+    for component in components {
+        let Component::Normal(name) = component else {
+            return Err(Errno::INVAL);
+        };
+        let opened = openat(parent.as_ref().unwrap_or(dir), name, folder, Mode::empty())?;
+        parent = Some(opened);
+    }
+    let parent = parent.as_ref().map_or(dir.as_fd(), AsFd::as_fd);
+    openat(parent, last, flags | OFlags::NOFOLLOW, Mode::empty())
 }
 
 /// Reading a service folder for one cluster by the names of the files it
 /// wants, without listing it: a listing costs five system calls per folder
 /// (and as many again for `autotuned_defaults`), an absent file one failed
 /// open. Each file is opened relative to the root (`<service>/<file>`: no
-/// system calls to open and close the service folder) and without following
-/// a symlink; anything unusual (a symlink, an entry that cannot be opened, a
-/// folder where nothing wanted was found, which may be one that is gone)
-/// gives up, and the folder is listed and checked entry by entry as before,
-/// so the result is always the listing's.
+/// system calls to open and close the service folder) through no symlink at
+/// all, not even a symlinked service folder, so that nothing swapped in can
+/// lead out of the root; anything unusual (a symlink, an entry that cannot
+/// be opened, a folder where nothing wanted was found, which may be one that
+/// is gone) gives up, and the folder is listed and checked entry by entry as
+/// before, so the result is always the listing's.
 #[cfg(unix)]
 impl ServiceReader<'_> {
     fn service_by_name(&self, name: &str) -> Option<ServiceFiles> {
-        use rustix::fs::{Mode, OFlags, openat};
+        use rustix::fs::OFlags;
         use rustix::io::Errno;
-        let root = self.root_dir?;
+        let root = self.root_dir;
         let mut files = ServiceFiles::default();
         let mut path = String::with_capacity(name.len() + 64);
         path.push_str(name);
@@ -320,8 +509,7 @@ impl ServiceReader<'_> {
         self.read_by_name(root, &mut path, "", &SERVICE_FILES, &mut files)?;
         self.read_by_name(root, &mut path, "", self.instance_files, &mut files)?;
         path.push_str(AUTOTUNED_DEFAULTS);
-        let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match openat(root, path.as_str(), directory, Mode::empty()) {
+        match open_by_name(root, &path, READ | OFlags::DIRECTORY) {
             Ok(autotuned) => {
                 let mut path = String::with_capacity(64);
                 self.read_by_name(
@@ -351,17 +539,13 @@ impl ServiceReader<'_> {
         names: &[impl AsRef<str>],
         files: &mut ServiceFiles,
     ) -> Option<()> {
-        use rustix::fs::{Mode, OFlags, openat};
         use rustix::io::Errno;
-        // Not following symlinks: those need the listing's checks. Not
-        // blocking: a FIFO under a wanted name must not hang the read.
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let folder = dir_path.len();
         for name in names {
             let name = name.as_ref();
             dir_path.truncate(folder);
             dir_path.push_str(name);
-            let file = match openat(dir, dir_path.as_str(), flags, Mode::empty()) {
+            let file = match open_by_name(dir, dir_path, READ) {
                 Ok(fd) => fs::File::from(fd),
                 Err(Errno::NOENT) => continue,
                 Err(_) => return None,
@@ -375,8 +559,28 @@ impl ServiceReader<'_> {
     }
 }
 
+/// Opens `path` for [`ServiceReader::service_by_name`]: through no symlink.
+/// Where `openat2` is missing it fails, and the folder is listed.
+#[cfg(target_os = "linux")]
+fn open_by_name(
+    dir: &rustix::fd::OwnedFd,
+    path: &str,
+    flags: rustix::fs::OFlags,
+) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    open_no_symlinks(dir, path, flags)
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn open_by_name(
+    dir: &rustix::fd::OwnedFd,
+    path: &str,
+    flags: rustix::fs::OFlags,
+) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    open_by_walk(dir, Path::new(path), flags)
+}
+
 /// Files the outcome of reading `path_in_service` (at most `limit` bytes):
-/// its bytes, or why it was refused; anything not a regular file is skipped.
+/// its bytes, or why it was refused.
 fn file_read(
     files: &mut ServiceFiles,
     path_in_service: String,
@@ -388,7 +592,7 @@ fn file_read(
             files.files.insert(path_in_service, bytes);
         }
         Ok(Bounded::TooLarge(size)) => files.refuse_size(path_in_service, size, limit),
-        Ok(Bounded::NotAFile) => {}
+        Ok(Bounded::NotAFile(kind)) => files.refuse(path_in_service, not_a_file(kind)),
         Err(error) => files.refuse(path_in_service, format!("failed to read it ({error})")),
     }
 }
@@ -402,22 +606,18 @@ enum Bounded {
     Read(Vec<u8>),
     /// The size seen (at least `limit + 1`); nothing past it was read.
     TooLarge(u64),
-    /// A directory, FIFO or device: not read.
-    NotAFile,
+    /// A folder, FIFO or device (what it is): not read.
+    NotAFile(&'static str),
 }
 
-/// Reads a file of at most `limit` bytes; a larger one (even one that grows
-/// while it is read) is not read past the limit.
-fn read_bounded(path: &Path, limit: usize) -> std::io::Result<Bounded> {
-    read_bounded_file(fs::File::open(path)?, limit)
-}
-
-/// [`read_bounded`] of a file already open.
+/// Reads an open file of at most `limit` bytes; a larger one (even one that
+/// grows while it is read) is not read past the limit. What was opened is
+/// checked here, as a file checked before may have been replaced since.
 fn read_bounded_file(mut file: fs::File, limit: usize) -> std::io::Result<Bounded> {
     use std::io::Read;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
-        return Ok(Bounded::NotAFile);
+        return Ok(Bounded::NotAFile(kind(metadata.file_type())));
     }
     let size = metadata.len();
     let limit_bytes = u64::try_from(limit).unwrap_or(u64::MAX);
@@ -633,7 +833,8 @@ mod tests {
             let path = dir.path().join(format!("f{size}"));
             let text: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
             fs::write(&path, &text).expect("write");
-            match read_bounded(&path, 100_000).expect("read") {
+            let file = fs::File::open(&path).expect("open");
+            match read_bounded_file(file, 100_000).expect("read") {
                 Bounded::Read(bytes) => assert_eq!(bytes, text, "{size} bytes"),
                 other => panic!("{size} bytes: {other:?}"),
             }
@@ -646,15 +847,13 @@ mod tests {
     #[test]
     fn a_file_larger_than_its_stated_size_is_read_to_its_end_within_the_limit() {
         let path = Path::new("/proc/self/mountinfo");
-        let Bounded::Read(bytes) = read_bounded(path, 1 << 20).expect("read") else {
+        let read = |limit| read_bounded_file(fs::File::open(path).expect("open"), limit);
+        let Bounded::Read(bytes) = read(1 << 20).expect("read") else {
             panic!("refused");
         };
         assert!(bytes.len() > 64, "{} bytes", bytes.len());
         assert!(bytes.ends_with(b"\n"));
-        assert!(matches!(
-            read_bounded(path, 16).expect("read"),
-            Bounded::TooLarge(17)
-        ));
+        assert!(matches!(read(16).expect("read"), Bounded::TooLarge(17)));
     }
 
     /// Reads every service of `root` for `cluster` both ways; returns the
@@ -670,7 +869,7 @@ mod tests {
         let mut by_name = Vec::new();
         for (name, dir) in &listing.services {
             let Ok(dir) = dir else { continue };
-            let listed = reader.service_listed(dir);
+            let listed = reader.service_listed(dir, name);
             if let Some(files) = reader.service_by_name(name) {
                 assert_eq!(files, listed, "{name} for {cluster}");
                 by_name.push(name.clone());
@@ -738,13 +937,19 @@ mod tests {
             root.join("linked_out/flink-c1.yaml"),
         )
         .expect("ln");
-        // Symlinks, a file where `autotuned_defaults` should be, a socket
-        // (which cannot be opened) and folders with none of the wanted files
-        // are left to the listing.
+        // Symlinks (a symlinked service folder too), a file where
+        // `autotuned_defaults` should be, a socket (which cannot be opened)
+        // and folders with none of the wanted files are left to the listing.
+        // A folder under a wanted name is opened, and refused by both.
         let by_name = by_name_matches_listing(root, "c1", 32);
         assert_eq!(
             by_name,
-            ["no_autotuned", "plain", "plain_linked", "too_large"]
+            [
+                "dir_named_like_a_file",
+                "no_autotuned",
+                "plain",
+                "too_large"
+            ]
         );
         let plain = read_dir_for_cluster(
             root,
@@ -769,6 +974,24 @@ mod tests {
         assert_eq!(plain.services["too_large"].refused.len(), 1);
         assert_eq!(plain.services["linked_out"].refused.len(), 1);
         assert!(plain.services["autotuned_linked"].files.len() == 2);
+        assert_eq!(plain.services["plain_linked"], plain.services["plain"]);
+        let refusal = |service: &str| {
+            let refused = &plain.services[service].refused;
+            assert_eq!(refused.len(), 1, "{service}: {refused:?}");
+            (refused[0].path.as_str(), refused[0].reason.as_str())
+        };
+        assert_eq!(
+            refusal("dir_named_like_a_file"),
+            ("flink-c1.yaml", "a folder, not a file")
+        );
+        assert_eq!(
+            refusal("socket_named_like_a_file"),
+            ("flink-c1.yaml", "a socket, not a file")
+        );
+        assert_eq!(
+            refusal("autotuned_is_a_file"),
+            ("autotuned_defaults", "a file, not a folder")
+        );
     }
 
     #[cfg(unix)]
@@ -822,6 +1045,264 @@ mod tests {
         for cluster in ["pnw-prod", "norcal-devc"] {
             let by_name = by_name_matches_listing(&root, cluster, 1 << 20);
             assert!(by_name.len() > 10, "{cluster}: {by_name:?}");
+        }
+    }
+
+    /// Reads `root` every way in a thread: all clusters, `c1` (by name, and
+    /// checked against the listing); fails if that blocks.
+    #[cfg(unix)]
+    fn read_without_blocking(root: &Path) -> [Snapshot; 2] {
+        use std::time::Duration;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let root = root.to_owned();
+        std::thread::spawn(move || {
+            let selection = FileSelection {
+                file_prefixes: vec!["flink".into()],
+                ..FileSelection::default()
+            };
+            let all = read_dir(&root, &selection).expect("read");
+            let c1 = read_dir_for_cluster(&root, &selection, "c1").expect("read");
+            by_name_matches_listing(&root, "c1", 1 << 20);
+            let _ = sender.send([all, c1]);
+        });
+        receiver
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the read blocked")
+    }
+
+    /// A service whose instances cannot be read must not look as if it had
+    /// none, or they would be pruned: anything but a file under a wanted
+    /// name (a folder, a FIFO, a socket) is refused, which makes the service
+    /// unknown, and nothing is opened in a way that could block.
+    #[cfg(unix)]
+    #[test]
+    fn what_is_not_a_file_under_a_wanted_name_is_refused_without_blocking() {
+        use rustix::fs::{CWD, Mode, mkfifoat};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let cases = [
+            ("folder_instance", "flink-c1.yaml", "a folder, not a file"),
+            ("fifo_instance", "flink-c1.yaml", "a FIFO, not a file"),
+            ("socket_instance", "flink-c1.yaml", "a socket, not a file"),
+            (
+                "folder_deployments",
+                "deployments.json",
+                "a folder, not a file",
+            ),
+            ("fifo_service", "service.yaml", "a FIFO, not a file"),
+            (
+                "folder_autotuned_instance",
+                "autotuned_defaults/flink-c1.yaml",
+                "a folder, not a file",
+            ),
+            (
+                "fifo_autotuned_instance",
+                "autotuned_defaults/flink-c1.yaml",
+                "a FIFO, not a file",
+            ),
+            (
+                "file_autotuned",
+                "autotuned_defaults",
+                "a file, not a folder",
+            ),
+            (
+                "fifo_autotuned",
+                "autotuned_defaults",
+                "a FIFO, not a folder",
+            ),
+            ("linked_fifo", "flink-c1.yaml", "a FIFO, not a file"),
+        ];
+        let mut sockets = Vec::new();
+        for (service, path, reason) in cases {
+            let path = root.join(service).join(path);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            if service == "linked_fifo" {
+                std::os::unix::fs::symlink("../fifo_instance/flink-c1.yaml", &path).expect("ln");
+            } else if reason.starts_with("a folder") {
+                fs::create_dir(&path).expect("mkdir");
+            } else if reason.starts_with("a FIFO") {
+                mkfifoat(CWD, &path, Mode::from_raw_mode(0o644)).expect("mkfifo");
+            } else if reason.starts_with("a socket") {
+                sockets.push(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+            } else {
+                fs::write(&path, "{}\n").expect("write");
+            }
+        }
+        fs::create_dir_all(root.join("good/autotuned_defaults")).expect("mkdir");
+        for file in [
+            "flink-c1.yaml",
+            "service.yaml",
+            "autotuned_defaults/flink-c1.yaml",
+        ] {
+            fs::write(root.join("good").join(file), "main: {}\n").expect("write");
+        }
+        for snapshot in read_without_blocking(root) {
+            for (service, path, reason) in cases {
+                let refused = &snapshot.services[service].refused;
+                assert_eq!(refused.len(), 1, "{service}: {refused:?}");
+                assert_eq!(
+                    (refused[0].path.as_str(), refused[0].reason.as_str()),
+                    (path, reason),
+                    "{service}"
+                );
+            }
+            let good = &snapshot.services["good"];
+            assert!(good.refused.is_empty(), "{good:?}");
+            assert_eq!(good.files.len(), 3, "{good:?}");
+        }
+    }
+
+    /// Reads `root` (every cluster, then `c1`) over and over while `swap`
+    /// runs in a thread; returns how many reads had bytes from outside it.
+    /// Every file inside holds `main: {}\n`: a read has it or is refused.
+    #[cfg(unix)]
+    fn reads_of_outside_bytes_while(root: &Path, swap: impl Fn() + Sync) -> usize {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+        let selection = FileSelection {
+            file_prefixes: vec!["flink".into()],
+            ..FileSelection::default()
+        };
+        let stop = AtomicBool::new(false);
+        let (mut bad, mut inside) = (0, 0);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    swap();
+                }
+            });
+            let deadline = Instant::now() + Duration::from_millis(1200);
+            while Instant::now() < deadline {
+                for snapshot in [
+                    read_dir(root, &selection).expect("read"),
+                    read_dir_for_cluster(root, &selection, "c1").expect("read"),
+                ] {
+                    let bytes = snapshot.services.values().flat_map(|s| s.files.values());
+                    for bytes in bytes {
+                        if bytes != b"main: {}\n" {
+                            bad += 1;
+                        } else {
+                            inside += 1;
+                        }
+                    }
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert!(inside > 0, "the reads never saw the file inside the root");
+        bad
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_swapped_for_a_symlink_out_of_the_root_is_never_read() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().expect("tempdir");
+        let secret = outside.path().join("secret.yaml");
+        fs::write(&secret, "SECRET: outside\n").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let svc = dir.path().join("svc");
+        fs::create_dir_all(&svc).expect("mkdir");
+        // Many files read between the listing and the swapped ones' opening
+        // widen the window a swap must hit.
+        for cluster in 0..100 {
+            fs::write(svc.join(format!("flink-c{cluster}.yaml")), "main: {}\n").expect("write");
+        }
+        let swapped: Vec<String> = (1..100)
+            .step_by(5)
+            .map(|cluster| format!("flink-c{cluster}.yaml"))
+            .collect();
+        // Absolute symlinks and relative ones (`../../<outside>/secret.yaml`).
+        let outside_name = outside.path().file_name().expect("name");
+        let relative = Path::new("../..").join(outside_name).join("secret.yaml");
+        assert_eq!(
+            fs::canonicalize(svc.join(&relative)).ok(),
+            fs::canonicalize(&secret).ok(),
+            "both temporary folders are in the same folder"
+        );
+        let swap = || {
+            for (index, name) in swapped.iter().enumerate() {
+                let link = svc.join(format!(".{name}"));
+                let _ = fs::remove_file(&link);
+                let target = if index % 2 == 0 { &secret } else { &relative };
+                symlink(target, &link).expect("ln");
+                fs::rename(&link, svc.join(name)).expect("mv");
+            }
+            for name in &swapped {
+                let file = svc.join(format!(".{name}"));
+                fs::write(&file, "main: {}\n").expect("write");
+                fs::rename(&file, svc.join(name)).expect("mv");
+            }
+        };
+        let bad = reads_of_outside_bytes_while(dir.path(), swap);
+        assert_eq!(bad, 0, "{bad} reads had bytes from outside the root");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_service_folder_swapped_for_a_symlink_out_of_the_root_is_never_read() {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(outside.path().join("svc")).expect("mkdir");
+        fs::write(
+            outside.path().join("svc/flink-c1.yaml"),
+            "SECRET: outside\n",
+        )
+        .expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::create_dir_all(root.join("svc")).expect("mkdir");
+        fs::write(root.join("svc/flink-c1.yaml"), "main: {}\n").expect("write");
+        std::os::unix::fs::symlink(outside.path().join("svc"), root.join(".svc")).expect("ln");
+        // An exchange, so that `svc` is always there: a folder or a symlink.
+        let swap = || {
+            renameat_with(
+                CWD,
+                root.join(".svc"),
+                CWD,
+                root.join("svc"),
+                RenameFlags::EXCHANGE,
+            )
+            .expect("exchange");
+        };
+        let bad = reads_of_outside_bytes_while(root, swap);
+        assert_eq!(bad, 0, "{bad} reads had bytes from outside the root");
+    }
+
+    /// Where `openat2` is missing, files are opened one folder at a time,
+    /// through no symlink either.
+    #[cfg(unix)]
+    #[test]
+    fn opening_folder_by_folder_goes_through_no_symlink() {
+        use rustix::io::Errno;
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::create_dir_all(root.join("svc/autotuned_defaults")).expect("mkdir");
+        fs::write(root.join("svc/autotuned_defaults/flink-c1.yaml"), "a: 1\n").expect("write");
+        symlink("svc", root.join("linked")).expect("ln");
+        symlink(
+            "autotuned_defaults/flink-c1.yaml",
+            root.join("svc/flink-c1.yaml"),
+        )
+        .expect("ln");
+        let root_dir = open_root(root).expect("open");
+        let open = |path: &str| open_by_walk(&root_dir, Path::new(path), READ);
+        let file = open("svc/autotuned_defaults/flink-c1.yaml").expect("open");
+        let read = read_bounded_file(file.into(), 64).expect("read");
+        assert!(matches!(read, Bounded::Read(bytes) if bytes == b"a: 1\n"));
+        for through_a_symlink in [
+            "linked/autotuned_defaults/flink-c1.yaml",
+            "svc/flink-c1.yaml",
+        ] {
+            let error = open(through_a_symlink).expect_err(through_a_symlink);
+            assert!(
+                matches!(error, Errno::LOOP | Errno::NOTDIR),
+                "{through_a_symlink}: {error}"
+            );
+        }
+        for not_plain in ["svc/../svc/flink-c1.yaml", "/etc/passwd", ""] {
+            assert_eq!(open(not_plain).expect_err(not_plain), Errno::INVAL);
         }
     }
 
