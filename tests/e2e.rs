@@ -552,9 +552,13 @@ impl Env {
             .chain(apply.iter().copied())
             .map(str::to_owned)
             .collect();
-        let prune: Vec<String> = std::iter::once(format!("job_template: {SUSPENDED_JOB}"))
-            .chain(prune.iter().map(|s| (*s).to_owned()))
-            .collect();
+        let prune: Vec<String> = [
+            format!("job_template: {SUSPENDED_JOB}"),
+            "grace: 0s".to_owned(),
+        ]
+        .into_iter()
+        .chain(prune.iter().map(|s| (*s).to_owned()))
+        .collect();
         self.write(
             "flink-gitops.yaml",
             &format!(

@@ -16,13 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::daemon_process::{
-    Daemon, NO_LEADER_ELECTION, PATIENCE, daemon_server as server, flink as object, sample, serial,
-    wait_for,
+    Daemon, PATIENCE, daemon_server as server, flink as object, sample, serial, wait_for,
 };
-use support::fake_apiserver::{
-    FLINK_NAMESPACE, FLINK_PLURAL, FakeApiServer, Fault, JOB_PLURAL, job_complete, job_running,
-};
+use support::fake_apiserver::{FLINK_NAMESPACE, FakeApiServer, Fault, job_complete, job_running};
 use support::git_repo::GitRepo as Repo;
+use support::observe::*;
 use support::scenario::{
     ALPHA, Env, Run, SHA_B, WITHOUT_CANARY, deployments, path_str, summary_count, write_file,
     write_soa_configs,
@@ -31,9 +29,6 @@ use support::scenario::{
 // ---------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------
-
-const PRUNE_MANAGER: &str = "flink-gitops-prune";
-const REQUESTED_AT: &str = "flink-gitops/prune-requested-at";
 
 /// [`Env::new`] (`alpha` with main and canary, `beta_svc`) and three more
 /// services with one instance each: five services, six instances.
@@ -50,142 +45,6 @@ fn five_services() -> Env {
         );
     }
     env
-}
-
-fn names(server: &FakeApiServer) -> Vec<String> {
-    let mut names: Vec<String> = server
-        .objects(FLINK_PLURAL, FLINK_NAMESPACE)
-        .iter()
-        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
-}
-
-fn resource_version(server: &FakeApiServer, name: &str) -> String {
-    object(server, name).unwrap_or_else(|| panic!("{name} is gone"))["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn annotations(server: &FakeApiServer, name: &str) -> Json {
-    object(server, name).unwrap_or_else(|| panic!("{name} is gone"))["metadata"]["annotations"]
-        .clone()
-}
-
-/// Every write (not a dry run, not an Event) whose path names `name`.
-fn writes_to(server: &FakeApiServer, name: &str) -> Vec<String> {
-    server
-        .writes()
-        .into_iter()
-        .filter(|r| r.path.contains(name))
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect()
-}
-
-fn deletes(server: &FakeApiServer) -> Vec<String> {
-    server
-        .writes()
-        .into_iter()
-        .filter(|r| r.method == "DELETE")
-        .map(|r| r.path)
-        .collect()
-}
-
-fn job_creates(server: &FakeApiServer) -> usize {
-    server
-        .writes()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/jobs"))
-        .count()
-}
-
-fn signals(server: &FakeApiServer) -> usize {
-    server
-        .writes()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.field_manager() == Some(PRUNE_MANAGER))
-        .count()
-}
-
-fn jobs(server: &FakeApiServer) -> Vec<String> {
-    server
-        .objects(JOB_PLURAL, FLINK_NAMESPACE)
-        .iter()
-        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
-        .collect()
-}
-
-/// PATCH attempts per object name, dry runs excluded, faulted ones included.
-fn patch_attempts(server: &FakeApiServer, name: &str) -> usize {
-    server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH" && !r.is_dry_run())
-        .filter(|r| r.path.rsplit('/').next() == Some(name))
-        .count()
-}
-
-/// The daemon (leader election off: it always writes), ready.
-fn start(server: &FakeApiServer, source: &str, extra: &str) -> Daemon {
-    let daemon = Daemon::start(server, source, NO_LEADER_ELECTION, extra);
-    daemon.wait_ready();
-    daemon
-}
-
-/// [`start`] on [`Repo::new`]'s soa-configs, once their three objects are
-/// applied.
-fn start_applied(server: &FakeApiServer, source: &str, extra: &str) -> Daemon {
-    let daemon = start(server, source, extra);
-    wait_for("the first apply", PATIENCE, || names(server).len() == 3);
-    daemon
-}
-
-/// A live object of service `alpha`, instance `old`, on cluster c1, as an
-/// earlier revision would have left it: an orphan for any plan.
-fn insert_orphan(server: &FakeApiServer) {
-    server.insert_as(
-        "flink-gitops",
-        json!({"apiVersion": "yelp.com/v1alpha1", "kind": "Flink",
-               "metadata": {"name": "alpha-old", "namespace": FLINK_NAMESPACE,
-                            "labels": {"paasta.yelp.com/service": "alpha",
-                                       "paasta.yelp.com/instance": "old",
-                                       "paasta.yelp.com/cluster": "c1",
-                                       "paasta.yelp.com/config_sha": "configdeadbeef"}},
-               "spec": {"job_type": "stateless"}}),
-    );
-}
-
-/// `resourceVersion` of every Flink object, by name.
-fn all_versions(server: &FakeApiServer) -> BTreeMap<String, String> {
-    names(server)
-        .into_iter()
-        .map(|name| {
-            let version = resource_version(server, &name);
-            (name, version)
-        })
-        .collect()
-}
-
-/// Waits for the stop signal of a prune on `name`.
-fn wait_signalled(server: &FakeApiServer, name: &str) {
-    wait_for(&format!("{name} signalled"), PATIENCE, || {
-        annotations(server, name).get(REQUESTED_AT).is_some()
-    });
-}
-
-fn assert_untouched(server: &FakeApiServer, name: &str, version: &str) {
-    assert_eq!(
-        resource_version(server, name),
-        version,
-        "{name} was written: {:?}",
-        writes_to(server, name)
-    );
-    assert!(
-        annotations(server, name).get(REQUESTED_AT).is_none(),
-        "{name} was signalled"
-    );
 }
 
 // ---------------------------------------------------------------------------
@@ -477,17 +336,6 @@ fn fault_git_fetch_recovery_without_a_new_commit_reports_the_source_healthy() {
 
 /// Replaces `master` with a root commit (no parent: an unrelated history)
 /// in which `alpha.canary` is removed and `beta_svc` changed.
-fn force_push_unrelated_history(repo: &Repo) -> String {
-    repo.git(&["checkout", "-q", "--orphan", "rewritten"]);
-    repo.write("alpha/flink-c1.yaml", WITHOUT_CANARY);
-    repo.write(
-        "beta_svc/flink-c1.yaml",
-        "main: {job_type: stateless, parallelism: 6}\n",
-    );
-    let head = repo.commit("rewritten history");
-    repo.git(&["branch", "-M", "rewritten", "master"]);
-    head
-}
 
 #[test]
 fn fault_force_push_to_an_unrelated_history_is_refused() {
@@ -894,7 +742,7 @@ fn fault_a_request_past_its_timeout_is_retried() {
     let env = Env::new();
     env.write(
         "flink-gitops.yaml",
-        "cluster: c1\ndocker_registry: registry.example:443\napply: {retry_attempts: 3, request_timeout: 300ms}\n",
+        "cluster: c1\ndocker_registry: registry.example:443\napply: {retry_attempts: 3, request_timeout: 300ms}\nprune: {grace: 0s}\n",
     );
     // The API server holds the first PATCH of alpha-main far past the timeout.
     env.server.inject(

@@ -483,15 +483,24 @@ fn symlinks_and_submodules_are_refused_and_make_their_service_unknown() {
         .collect();
     assert_eq!(files, ["deployments.json", "flink-c2.yaml"]);
 
-    // The config stage turns each refusal into a diagnostic and the service
-    // into an unknown one; the others load.
+    // The config stage turns each refusal of a file the cluster reads into a
+    // diagnostic and the service into an unknown one; the others load. The
+    // refused files are for clusters c9, c3 and c4: c1 reads none of them.
     let settings = flink_gitops::config::Settings::default();
-    let config = flink_gitops::config::load(&snapshot, &settings, "c1", None);
+    let unknown_for = |cluster: &str| -> Vec<String> {
+        flink_gitops::config::load(&snapshot, &settings, cluster, None)
+            .unknown_services()
+            .map(|(name, _)| name.clone())
+            .collect()
+    };
+    assert_eq!(unknown_for("c1"), ["svc-linked", "svc-submodule"]);
+    assert_eq!(unknown_for("c9"), ["svc-a", "svc-linked", "svc-submodule"]);
+    let config = flink_gitops::config::load(&snapshot, &settings, "c3", None);
     let unknown: Vec<&str> = config
         .unknown_services()
         .map(|(name, _)| name.as_str())
         .collect();
-    assert_eq!(unknown, ["svc-a", "svc-b", "svc-linked", "svc-submodule"]);
+    assert_eq!(unknown, ["svc-b", "svc-linked", "svc-submodule"]);
     let (_, diagnostics) = config
         .unknown_services()
         .find(|(name, _)| *name == "svc-b")

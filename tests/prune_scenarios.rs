@@ -129,7 +129,7 @@ fn a_job_running_past_the_timeout_is_reported_and_the_resource_kept() {
         .set_job_status(FLINK_NAMESPACE, "alpha-canary-shutdown", job_running());
     env.write(
         "flink-gitops.yaml",
-        "cluster: c1\ndocker_registry: registry.example:443\nprune: {timeout: 0s}\n",
+        "cluster: c1\ndocker_registry: registry.example:443\nprune: {timeout: 0s, grace: 0s}\n",
     );
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let run = prune(&env);
@@ -306,7 +306,9 @@ fn delete_mode_reproduces_paasta_cleanup_decisions_on_the_fixtures() {
     let config = std::fs::read_to_string(root.join("fixtures/flink-gitops.yaml")).expect("config");
     env.write(
         "flink-gitops.yaml",
-        &format!("{config}\nprune: {{mode: delete, max_per_cycle: 100, max_fraction: 1.0}}\n"),
+        &format!(
+            "{config}\nprune: {{mode: delete, grace: 0s, max_per_cycle: 100, max_fraction: 1.0}}\n"
+        ),
     );
     let run_on_fixtures = |args: &[&str]| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_flink-gitops"))

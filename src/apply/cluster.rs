@@ -143,13 +143,9 @@ impl KubeCluster {
                 return Ok(objects);
             }
             let reply = expect_success(reply, &subject)?;
-            let items = reply
-                .body
-                .get("items")
-                .and_then(Json::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for mut object in items {
+            let items = super::list_items(&reply.body, &subject)?;
+            for object in items {
+                let mut object = object.clone();
                 // List items of custom resources carry apiVersion/kind; be safe.
                 object["apiVersion"] = json!(kind.api_version());
                 object["kind"] = json!(kind.kind);

@@ -26,6 +26,8 @@ pub enum EventReason {
     Updated,
     /// An update whose only reasons were hand edits of the live object.
     DriftCorrected,
+    /// First seen orphaned: pruned after the grace period.
+    PrunePending,
     PruneRequested,
     Pruned,
     PruneFailed,
@@ -38,6 +40,7 @@ impl EventReason {
             EventReason::Created => "Created",
             EventReason::Updated => "Updated",
             EventReason::DriftCorrected => "DriftCorrected",
+            EventReason::PrunePending => "PrunePending",
             EventReason::PruneRequested => "PruneRequested",
             EventReason::Pruned => "Pruned",
             EventReason::PruneFailed => "PruneFailed",
@@ -57,7 +60,10 @@ impl EventReason {
     fn action(self) -> &'static str {
         match self {
             EventReason::Created | EventReason::Updated | EventReason::DriftCorrected => "Apply",
-            EventReason::PruneRequested | EventReason::Pruned | EventReason::PruneFailed => "Prune",
+            EventReason::PrunePending
+            | EventReason::PruneRequested
+            | EventReason::Pruned
+            | EventReason::PruneFailed => "Prune",
         }
     }
 

@@ -13,6 +13,7 @@ pub mod takeover;
 pub use cluster::{IDENTITY_SELECTOR, KubeCluster};
 pub use retry::RetryPolicy;
 
+use crate::plan::inventory::{self, Inventory};
 use crate::plan::{Action, Plan, PlanEntry, Policy};
 use futures::StreamExt;
 use http::StatusCode;
@@ -55,6 +56,8 @@ pub enum ApplyError {
         "{subject} exists without PaaSTA's service/instance labels; it is not ours and is left untouched"
     )]
     NotOurs { subject: String },
+    #[error("{subject}: the API server's reply cannot be read: {message}")]
+    InvalidReply { subject: String, message: String },
     #[error("{subject}: the API server answered {code} {reason}: {message}")]
     Api {
         subject: String,
@@ -86,6 +89,7 @@ impl ApplyError {
             ApplyError::BuildRequest { .. } => "request",
             ApplyError::NotOurs { .. } => "not_ours",
             ApplyError::Transport { .. } => "transport",
+            ApplyError::InvalidReply { .. } => "invalid_reply",
             ApplyError::Api { code, .. } if *code == 409 => "conflict",
             ApplyError::Api { code, .. } if *code == 422 => "invalid",
             ApplyError::Api { code, .. } if *code == 429 => "throttled",
@@ -120,16 +124,34 @@ impl ApplyReport {
     }
 }
 
-/// One LIST per configured kind: every object carrying PaaSTA's labels.
+/// One LIST per CRD and namespace of the configured kinds: every object
+/// carrying PaaSTA's labels, each once, sorted into managed and unmanaged.
 pub async fn read_live(
     cluster: &KubeCluster,
     settings: &crate::config::Settings,
-) -> Result<Vec<crate::plan::LiveObject>, ApplyError> {
+) -> Result<Inventory, ApplyError> {
     let mut live = Vec::new();
-    for kind in &settings.kinds {
+    for kind in inventory::list_targets(&settings.kinds) {
         live.extend(cluster.list(kind).await?);
     }
-    Ok(live)
+    Ok(Inventory::of(&settings.kinds, live))
+}
+
+/// The `items` of a successful LIST reply. Anything else is an error: an
+/// unreadable reply is never an empty cluster, whose objects would all look
+/// removed.
+pub(crate) fn list_items<'a>(reply: &'a Json, subject: &str) -> Result<&'a [Json], ApplyError> {
+    let invalid = |message: &str| ApplyError::InvalidReply {
+        subject: subject.to_owned(),
+        message: message.to_owned(),
+    };
+    let items = reply
+        .get("items")
+        .ok_or_else(|| invalid("a list reply without `items` (not the JSON of a list)"))?;
+    items
+        .as_array()
+        .map(Vec::as_slice)
+        .ok_or_else(|| invalid("`items` is not a list"))
 }
 
 /// The shutdown Jobs of prunes in progress, keyed by (namespace, name).
@@ -229,6 +251,13 @@ async fn write(
     let Some(request) = &entry.apply else {
         return Ok(());
     };
+    if request.only_clears_orphan_mark(&entry.action) {
+        if !options.dry_run {
+            prune::clear_orphan_mark(cluster, request, &options.policy.field_manager).await?;
+            tracing::info!(subject = %entry.subject, "pending prune dropped: the instance is back in git");
+        }
+        return Ok(());
+    }
     // We list by PaaSTA's labels, so an object of someone else's under our
     // name is invisible to the plan; a forced apply would adopt it.
     if entry.action == Action::Create && cluster.exists(request).await? {
@@ -249,6 +278,9 @@ async fn write(
     if request.cancel_prune && !options.dry_run {
         prune::cancel(cluster, request, &options.policy.field_manager).await?;
         tracing::info!(subject = %entry.subject, "prune cancelled: the instance is back in git");
+    } else if request.clear_orphan_mark && !options.dry_run {
+        prune::clear_orphan_mark(cluster, request, &options.policy.field_manager).await?;
+        tracing::info!(subject = %entry.subject, "pending prune dropped: the instance is back in git");
     }
     tracing::info!(subject = %entry.subject, action = entry.action.name(), dry_run = options.dry_run, "applied");
     if !options.dry_run {

@@ -7,7 +7,8 @@
 
 use super::{ApplyError, KubeCluster};
 use crate::plan::prune::{
-    ANNOTATION_REQUESTED_AT, ANNOTATION_REVISION, PruneAction, PruneEntry, PrunePlan,
+    ANNOTATION_ORPHANED_SINCE, ANNOTATION_REQUESTED_AT, ANNOTATION_REVISION, PruneAction,
+    PruneEntry, PrunePlan,
 };
 use crate::plan::{ApplyRequest, LiveObject};
 use crate::render::meta;
@@ -89,6 +90,14 @@ async fn record_event(entry: &PruneEntry, cluster: &KubeCluster, revision: &str)
     // The revision that removed the instance, kept on the resource since the stop.
     let requested_at = live.annotation(ANNOTATION_REVISION).unwrap_or(revision);
     let (reason, message) = match entry.action {
+        PruneAction::MarkOrphaned => (
+            EventReason::PrunePending,
+            format!(
+                "Prune pending: the instance is gone from soa-configs{}; it is pruned after {} unless it comes back (prune.grace)",
+                at(revision),
+                humantime::format_duration(entry.grace)
+            ),
+        ),
         PruneAction::Signal { .. } => (
             EventReason::PruneRequested,
             format!(
@@ -134,6 +143,7 @@ async fn step(
 ) -> Result<(), ApplyError> {
     let live = &entry.orphan.object;
     match entry.action {
+        PruneAction::MarkOrphaned => mark_orphaned(cluster, live, field_manager, now).await,
         PruneAction::Signal { create_job } => {
             signal(cluster, live, field_manager, revision, now).await?;
             if create_job {
@@ -149,7 +159,8 @@ async fn step(
             create_job_for(cluster, live, job_template).await
         }
         PruneAction::Delete => delete_resource(cluster, live).await,
-        PruneAction::Wait
+        PruneAction::Pending { .. }
+        | PruneAction::Wait
         | PruneAction::Failed
         | PruneAction::TimedOut
         | PruneAction::Signalled
@@ -162,6 +173,20 @@ fn resource_path(api_version: &str, plural: &str, namespace: &str, name: &str) -
     format!("/apis/{api_version}/namespaces/{namespace}/{plural}/{name}")
 }
 
+/// Server-side applies the orphan mark under the prune manager: the grace
+/// period counts from it, across restarts and one-shot runs.
+async fn mark_orphaned(
+    cluster: &KubeCluster,
+    live: &LiveObject,
+    field_manager: &str,
+    now: SystemTime,
+) -> Result<(), ApplyError> {
+    let annotations = json!({
+        ANNOTATION_ORPHANED_SINCE: humantime::format_rfc3339_seconds(now).to_string(),
+    });
+    apply_as_prune_manager(cluster, &Target::of(live), Some(annotations), field_manager).await
+}
+
 /// Server-side applies the stop annotations under the prune manager.
 async fn signal(
     cluster: &KubeCluster,
@@ -170,20 +195,17 @@ async fn signal(
     revision: &str,
     now: SystemTime,
 ) -> Result<(), ApplyError> {
-    let annotations = json!({
+    let mut annotations = json!({
         meta::ANNOTATION_DESIRED_STATE: "stop",
         meta::ANNOTATION_LEGACY_DESIRED_STATE: "stop",
         ANNOTATION_REQUESTED_AT: humantime::format_rfc3339_seconds(now).to_string(),
         ANNOTATION_REVISION: revision,
     });
-    let target = Target {
-        api_version: &live.api_version,
-        kind: &live.kind,
-        plural: &live.plural,
-        namespace: live.namespace(),
-        name: live.name(),
-    };
-    apply_as_prune_manager(cluster, &target, Some(annotations), field_manager).await
+    // The apply replaces the prune manager's fields: keep the mark.
+    if let Some(since) = live.annotation(ANNOTATION_ORPHANED_SINCE) {
+        annotations[ANNOTATION_ORPHANED_SINCE] = json!(since);
+    }
+    apply_as_prune_manager(cluster, &Target::of(live), Some(annotations), field_manager).await
 }
 
 /// The object a prune-manager apply addresses.
@@ -193,6 +215,28 @@ struct Target<'a> {
     plural: &'a str,
     namespace: &'a str,
     name: &'a str,
+}
+
+impl<'a> Target<'a> {
+    fn of(live: &'a LiveObject) -> Self {
+        Target {
+            api_version: &live.api_version,
+            kind: &live.kind,
+            plural: &live.plural,
+            namespace: live.namespace(),
+            name: live.name(),
+        }
+    }
+
+    fn of_request(request: &'a ApplyRequest) -> Self {
+        Target {
+            api_version: &request.api_version,
+            kind: &request.kind,
+            plural: &request.plural,
+            namespace: &request.namespace,
+            name: &request.name,
+        }
+    }
 }
 
 /// Server-side applies `annotations` (or nothing, which releases every field
@@ -319,20 +363,23 @@ pub async fn cancel(
     request: &ApplyRequest,
     field_manager: &str,
 ) -> Result<(), ApplyError> {
-    let target = Target {
-        api_version: &request.api_version,
-        kind: &request.kind,
-        plural: &request.plural,
-        namespace: &request.namespace,
-        name: &request.name,
-    };
-    apply_as_prune_manager(cluster, &target, None, field_manager).await?;
+    clear_orphan_mark(cluster, request, field_manager).await?;
     delete_job(
         cluster,
         &request.namespace,
         &shutdown_job::job_name(&request.name),
     )
     .await
+}
+
+/// Drops every field the prune manager owns (the orphan mark, a stop
+/// signal) with an empty apply under it.
+pub async fn clear_orphan_mark(
+    cluster: &KubeCluster,
+    request: &ApplyRequest,
+    field_manager: &str,
+) -> Result<(), ApplyError> {
+    apply_as_prune_manager(cluster, &Target::of_request(request), None, field_manager).await
 }
 
 /// Lists the shutdown Jobs in `namespace`, keyed by (namespace, name).
@@ -349,11 +396,7 @@ pub async fn list_jobs(cluster: &KubeCluster, namespace: &str) -> Result<Vec<Jso
         return Ok(Vec::new());
     }
     expect(status, &reply, &subject)?;
-    Ok(reply
-        .get("items")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default())
+    super::list_items(&reply, &subject).map(<[Json]>::to_vec)
 }
 
 fn expect(status: StatusCode, body: &Json, subject: &str) -> Result<(), ApplyError> {

@@ -108,6 +108,7 @@ fn summary(plan: &Plan, report: &ApplyReport, dry_run: bool) -> String {
         ("skipped", count("skip")),
         ("failed", failed),
         ("orphaned", plan.orphans.len()),
+        ("unmanaged", plan.unmanaged.len()),
     ] {
         out.push_str(&format!("{label:<10} {value:>8}\n"));
     }

@@ -10,7 +10,8 @@ use super::{
     plan_output,
 };
 use crate::config::Settings;
-use crate::plan::{Action, LiveObject};
+use crate::plan::Action;
+use crate::plan::inventory::Inventory;
 use crate::render::{DesiredSet, meta};
 use crate::report::ci::{self, Against, Report};
 use crate::source::git::{changed_services_between, clusters_at, snapshot_at};
@@ -173,10 +174,10 @@ fn render_cluster(
 fn read_live_objects(
     args: &DiffArgs,
     settings: &Settings,
-) -> Result<(Against, Vec<LiveObject>), CliError> {
+) -> Result<(Against, Inventory), CliError> {
     match &args.live {
-        None => Ok((Against::Revision, Vec::new())),
-        Some(LiveSource::None) => Ok((Against::Empty, Vec::new())),
+        None => Ok((Against::Revision, Inventory::default())),
+        Some(LiveSource::None) => Ok((Against::Empty, Inventory::default())),
         Some(LiveSource::File(path)) => {
             let display = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| CliError::LiveDump {
@@ -187,7 +188,10 @@ fn read_live_objects(
                 path: display.clone(),
                 reason: e.to_string(),
             })?;
-            Ok((Against::LiveFile(display), objects))
+            Ok((
+                Against::LiveFile(display),
+                Inventory::of(&settings.kinds, objects),
+            ))
         }
         Some(LiveSource::Kube) => {
             let objects = runtime()?.block_on(async {

@@ -4,7 +4,7 @@ use super::{CliError, ClusterArgs, load_cluster_inputs};
 use crate::apply::{ApplyOptions, KubeCluster};
 use crate::config::Settings;
 use crate::plan::prune::{self as prune_plan, EMPTY_TREE, PruneInputs, PrunePlan};
-use crate::plan::{self, LiveObject, Plan, Policy};
+use crate::plan::{self, Plan, Policy};
 use crate::render::DesiredSet;
 use crate::{config, render};
 
@@ -54,28 +54,33 @@ pub async fn plan_against_cluster(
     let config_set = config::load(&snapshot, &settings, &cluster_name, args.service.as_deref());
     let desired = render::render(&config_set, &settings, args.instance.as_deref());
     let cluster = args.kube.connect(&settings.apply).await?;
-    let mut live: Vec<LiveObject> = crate::apply::read_live(&cluster, &settings)
+    let mut live = crate::apply::read_live(&cluster, &settings)
         .await
         .map_err(CliError::Cluster)?;
+    // The guard's fraction is of every managed object of the cluster, not
+    // of the selection.
+    let managed = live.managed_in(&cluster_name);
+    // The selection's objects by their labels, and any object it renders
+    // (identity before labels).
+    let rendered: std::collections::BTreeSet<(&str, &str)> = desired
+        .resources
+        .iter()
+        .map(|r| (r.namespace.as_str(), r.name.as_str()))
+        .collect();
     live.retain(|object| {
         let identity = object.identity();
-        args.service
+        let selected = args
+            .service
             .as_deref()
             .is_none_or(|s| identity.is_some_and(|(service, _)| service == s))
             && args
                 .instance
                 .as_deref()
-                .is_none_or(|i| identity.is_some_and(|(_, instance)| instance == i))
+                .is_none_or(|i| identity.is_some_and(|(_, instance)| instance == i));
+        selected || rendered.contains(&(object.namespace(), object.name()))
     });
     let policy = options(&settings, false).policy;
-    let plan = plan::plan(&desired, &live, &policy);
-    let managed = live
-        .iter()
-        .filter(|o| {
-            o.identity().is_some()
-                && o.label(crate::render::meta::LABEL_CLUSTER) == Some(cluster_name.as_str())
-        })
-        .count();
+    let plan = plan::plan_inventory(&desired, &live, &policy);
     let jobs = crate::apply::read_shutdown_jobs(&cluster, &plan.orphans)
         .await
         .map_err(CliError::Cluster)?;

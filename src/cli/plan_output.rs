@@ -2,7 +2,7 @@
 //! a versioned schema (`flink-gitops/plan/v1`) for other tools.
 
 use crate::plan::prune::{PruneEntry, PrunePlan};
-use crate::plan::{Action, Plan, PlanEntry, Reason, path::FieldPath};
+use crate::plan::{Action, Plan, PlanEntry, Reason, Unmanaged, path::FieldPath};
 use crate::value::{Map, Value, yaml_out};
 use serde_json::{Value as Json, json};
 use similar::TextDiff;
@@ -101,6 +101,7 @@ pub fn reason_json(reason: &Reason) -> Json {
         Reason::Drift(path) => json!({"type": "drift", "path": path.to_string()}),
         Reason::FieldRemoved(path) => json!({"type": "field_removed", "path": path.to_string()}),
         Reason::PruneCancelled => json!({"type": "prune_cancelled"}),
+        Reason::OrphanMarkCleared => json!({"type": "orphan_mark_cleared"}),
     }
 }
 
@@ -216,12 +217,15 @@ fn plan_document(plan: &Plan) -> Json {
         summary.insert(name.to_owned(), json!(count));
     }
     summary.insert("orphans".to_owned(), json!(plan.orphans.len()));
+    summary.insert("unmanaged".to_owned(), json!(plan.unmanaged.len()));
+    let unmanaged: Vec<Json> = plan.unmanaged.iter().map(Unmanaged::to_json).collect();
     json!({
         "schema": "flink-gitops/plan/v1",
         "cluster": plan.cluster,
         "summary": summary,
         "entries": entries,
         "orphans": orphans,
+        "unmanaged": unmanaged,
     })
 }
 
@@ -234,6 +238,9 @@ pub fn summary_line(plan: &Plan) -> String {
         .map(|name| format!("{} {name}", counts.get(name).copied().unwrap_or(0)))
         .collect();
     parts.push(format!("{} orphaned (not pruned)", plan.orphans.len()));
+    if !plan.unmanaged.is_empty() {
+        parts.push(format!("{} unmanaged", plan.unmanaged.len()));
+    }
     parts.join(", ")
 }
 
@@ -275,6 +282,10 @@ pub fn text(plan: &Plan) -> String {
             "? {} ({}.{}): no longer in soa-configs (not pruned)",
             orphan.subject, orphan.service, orphan.instance
         );
+    }
+    for unmanaged in &plan.unmanaged {
+        let _ = writeln!(out, "= {}: unmanaged", unmanaged.subject);
+        let _ = writeln!(out, "    {}", unmanaged.message());
     }
     let _ = writeln!(out, "{}: {}", plan.cluster, summary_line(plan));
     out
@@ -354,6 +365,7 @@ mod tests {
                 body: body.clone(),
                 takeover_from: vec![],
                 cancel_prune: false,
+                clear_orphan_mark: false,
             }),
             live: Some(live),
             desired: Some(Value::from_json(&body)),
@@ -385,6 +397,7 @@ mod tests {
             cluster: "c1".into(),
             entries: vec![e],
             orphans: vec![],
+            unmanaged: vec![],
         };
         let parsed: Json = serde_json::from_str(&json(&plan)).expect("json");
         assert_eq!(parsed["schema"], "flink-gitops/plan/v1");

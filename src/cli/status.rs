@@ -6,7 +6,7 @@ use super::live::{plan_against_cluster, runtime};
 use super::{CliError, ClusterArgs, ExitCode, SourceArgs, StatusArgs, load_settings};
 use crate::apply::{KubeCluster, events};
 use crate::config::{KindSettings, Settings};
-use crate::plan::prune::{ANNOTATION_REQUESTED_AT, JobState};
+use crate::plan::prune::{ANNOTATION_REQUESTED_AT, JobState, PruneAction, PrunePlan};
 use crate::plan::{Action, Plan, Reason};
 use crate::render::{meta, shutdown_job};
 use http::{Method, StatusCode};
@@ -82,7 +82,7 @@ pub fn run(
                 (
                     live.settings,
                     live.cluster,
-                    Some(live.plan),
+                    Some((live.plan, live.prunes)),
                     Some(live.revision),
                 )
             }
@@ -119,7 +119,7 @@ pub fn run(
         args,
         &cluster_name,
         &settings,
-        plan.as_ref(),
+        plan.as_ref().map(|(plan, prunes)| (plan, prunes)),
         revision.as_deref(),
         &observed,
         colours,
@@ -274,7 +274,7 @@ fn render(
     args: &StatusArgs,
     cluster: &str,
     settings: &Settings,
-    plan: Option<&Plan>,
+    plan: Option<(&Plan, &PrunePlan)>,
     revision: Option<&str>,
     observed: &Observed,
     colours: Colours,
@@ -344,8 +344,9 @@ fn render(
         }
         Err(error) => line(colours.yellow(&format!("Pods: unknown ({error})"))),
     }
-    if let Some(plan) = plan {
-        for text in sync_lines(plan, &args.service, &args.instance, revision, colours) {
+    if let Some((plan, prunes)) = plan {
+        let instance = (args.service.as_str(), args.instance.as_str());
+        for text in sync_lines(plan, prunes, instance, revision, colours) {
             line(text);
         }
     }
@@ -476,8 +477,8 @@ fn last_applied<'a>(object: &'a Json, field_manager: &str) -> Option<&'a str> {
 /// `In sync`, `Drifted` and `Pending` from the plan of this one instance.
 fn sync_lines(
     plan: &Plan,
-    service: &str,
-    instance: &str,
+    prunes: &PrunePlan,
+    (service, instance): (&str, &str),
     revision: Option<&str>,
     colours: Colours,
 ) -> Vec<String> {
@@ -487,12 +488,35 @@ fn sync_lines(
         .iter()
         .find(|e| e.service == service && e.instance == instance)
     else {
+        // A prune in progress has its own line; these say why none started.
+        if let Some(step) = prunes.entries.iter().find(|p| {
+            p.orphan.service == service
+                && p.orphan.instance == instance
+                && matches!(
+                    p.action,
+                    PruneAction::MarkOrphaned
+                        | PruneAction::Pending { .. }
+                        | PruneAction::MassPruneBlocked
+                        | PruneAction::Disabled
+                )
+        }) {
+            return vec![colours.yellow(&format!(
+                "Pending: gone from soa-configs: {}: {}",
+                step.action.name(),
+                step.message
+            ))];
+        }
         if plan
             .orphans
             .iter()
             .any(|o| o.service == service && o.instance == instance)
         {
             return vec![colours.yellow("Pending: gone from soa-configs (prune)")];
+        }
+        if let Some(unmanaged) = plan.unmanaged.iter().find(|u| {
+            u.service.as_deref() == Some(service) && u.instance.as_deref() == Some(instance)
+        }) {
+            return vec![colours.yellow(&format!("Unmanaged: {}", unmanaged.message()))];
         }
         return vec![colours.yellow("Pending: not in soa-configs for this cluster")];
     };

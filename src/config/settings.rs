@@ -83,6 +83,14 @@ pub enum PruneMode {
 pub struct PruneSettings {
     #[serde(default = "default_prune_mode")]
     pub mode: PruneMode,
+    /// How long an object must be seen orphaned, continuously, before its
+    /// first prune step (`0s`: at once). Covers a bad commit reverted within
+    /// minutes and a file caught half-written.
+    #[serde(
+        default = "default_prune_grace",
+        deserialize_with = "super::daemon_settings::duration"
+    )]
+    pub grace: std::time::Duration,
     /// How long a shutdown Job may run before the prune is reported timed
     /// out (the resource is kept), e.g. `30m`.
     #[serde(
@@ -109,6 +117,9 @@ pub struct PruneSettings {
 fn default_prune_mode() -> PruneMode {
     PruneMode::ShutdownJob
 }
+fn default_prune_grace() -> std::time::Duration {
+    std::time::Duration::from_secs(2 * 60)
+}
 fn default_prune_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(30 * 60)
 }
@@ -123,6 +134,7 @@ impl Default for PruneSettings {
     fn default() -> Self {
         PruneSettings {
             mode: default_prune_mode(),
+            grace: default_prune_grace(),
             timeout: default_prune_timeout(),
             max_per_cycle: default_max_per_cycle(),
             max_fraction: default_max_fraction(),
@@ -250,6 +262,12 @@ impl KindSettings {
         self.namespace
             .clone()
             .unwrap_or_else(|| format!("paasta-{}", self.plural))
+    }
+
+    /// The CRD this kind's objects are of: `(group, plural)`.
+    #[must_use]
+    pub fn crd(&self) -> (&str, &str) {
+        (&self.group, &self.plural)
     }
 
     /// PaaSTA's `is_eks`: the prefix ends in `eks`.
@@ -420,6 +438,9 @@ impl Settings {
                 ));
             }
         }
+        if let Some(message) = kinds_sharing_objects(&self.kinds) {
+            return Err(invalid("kinds", message));
+        }
         Ok(())
     }
 
@@ -444,6 +465,35 @@ impl Settings {
             max_file_bytes: self.limits.max_document_bytes,
         }
     }
+}
+
+/// Each live object must belong to exactly one configured kind: two kinds
+/// of one CRD and namespace are told apart only by the eks label, and one
+/// CRD has one kind name. Names both kinds of the first clash.
+fn kinds_sharing_objects(kinds: &[KindSettings]) -> Option<String> {
+    for (index, a) in kinds.iter().enumerate() {
+        for b in &kinds[index + 1..] {
+            if a.crd() != b.crd() {
+                continue;
+            }
+            let (group, plural) = a.crd();
+            if a.kind != b.kind {
+                return Some(format!(
+                    "kinds `{}` and `{}` use the same CRD ({plural}.{group}) under different kind names (`{}`, `{}`)",
+                    a.file_prefix, b.file_prefix, a.kind, b.kind
+                ));
+            }
+            if a.namespace() == b.namespace() && a.is_eks() == b.is_eks() {
+                return Some(format!(
+                    "kinds `{}` and `{}` would own the same objects: same CRD ({plural}.{group}), namespace `{}` and eks-ness; give one another namespace, or remove one",
+                    a.file_prefix,
+                    b.file_prefix,
+                    a.namespace()
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Finds the node at a serde path (`kinds`, `[0]`, `plural`) for its position.
@@ -566,6 +616,48 @@ mod tests {
         assert!(Settings::parse("prune: {mode: sometimes}\n", "f.yaml").is_err());
         assert!(Settings::parse("prune: {timeout: soon}\n", "f.yaml").is_err());
         assert!(Settings::parse("prune: {job_template: {kind: Pod}}\n", "f.yaml").is_err());
+    }
+
+    #[test]
+    fn prune_grace_defaults_to_two_minutes_and_zero_turns_it_off() {
+        let settings = Settings::parse("", "f.yaml").expect("defaults");
+        assert_eq!(settings.prune.grace, std::time::Duration::from_secs(120));
+        let off = Settings::parse("prune: {grace: 0s}\n", "f.yaml").expect("off");
+        assert!(off.prune.grace.is_zero());
+        assert!(Settings::parse("prune: {grace: later}\n", "f.yaml").is_err());
+    }
+
+    #[test]
+    fn kinds_that_would_own_the_same_objects_are_refused_naming_both() {
+        // PaaSTA's pair: one CRD and namespace, told apart by eks-ness.
+        Settings::parse(
+            "kinds: [{file_prefix: flink}, {file_prefix: flinkeks}]\n",
+            "f.yaml",
+        )
+        .expect("flink and flinkeks share a CRD");
+        for text in [
+            "kinds: [{file_prefix: flink}, {file_prefix: other}]\n",
+            "kinds: [{file_prefix: aeks}, {file_prefix: beks}]\n",
+            "kinds: [{file_prefix: flink}, {file_prefix: other, kind: Other}]\n",
+        ] {
+            let err = Settings::parse(text, "f.yaml").expect_err(text);
+            let message = err.to_string();
+            assert!(message.contains("kinds `"), "{message}");
+            let (first, second) = if text.contains("aeks") {
+                ("aeks", "beks")
+            } else {
+                ("flink", "other")
+            };
+            assert!(
+                message.contains(&format!("`{first}` and `{second}`")),
+                "{message}"
+            );
+        }
+        Settings::parse(
+            "kinds: [{file_prefix: flink}, {file_prefix: other, namespace: elsewhere}]\n",
+            "f.yaml",
+        )
+        .expect("another namespace is other objects");
     }
 
     #[test]

@@ -100,10 +100,24 @@ struct ServiceDefaults {
 
 impl ServiceLoader<'_> {
     fn load(mut self) -> ServiceState {
-        if !self.files.refused.is_empty() {
-            let diagnostics = self
-                .files
-                .refused
+        // Only what this cluster's pipeline reads may make the service
+        // unknown: another cluster's instance file is none of its business.
+        let refused: Vec<&crate::source::Refusal> = self
+            .files
+            .refused
+            .iter()
+            .filter(|refusal| {
+                let selection = self.settings.file_selection();
+                let name = refusal
+                    .path
+                    .strip_prefix("autotuned_defaults/")
+                    .unwrap_or(&refusal.path);
+                let mut clusters = selection.clusters_of(name).peekable();
+                clusters.peek().is_none() || clusters.any(|c| c == self.cluster)
+            })
+            .collect();
+        if !refused.is_empty() {
+            let diagnostics = refused
                 .iter()
                 .map(|refusal| {
                     Diagnostic::file(

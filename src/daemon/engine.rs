@@ -77,9 +77,39 @@ impl Engine {
         touched
     }
 
-    /// The desired state of the given services (all when `None`).
+    /// The desired state of the given services (all when `None`). Two
+    /// services that render one object both fail, even when only one of
+    /// them is asked for.
     #[must_use]
     pub fn desired(&self, only: Option<&BTreeSet<String>>) -> DesiredSet {
+        if only.is_none() || !self.services_collide() {
+            return self.merged(only);
+        }
+        let mut all = self.merged(None);
+        render::reject_collisions(&mut all);
+        if let Some(only) = only {
+            all.resources.retain(|r| only.contains(&r.service));
+            all.skipped.retain(|s| only.contains(&s.service));
+            all.failed.retain(|f| only.contains(&f.service));
+            all.unknown_services.retain(|name, _| only.contains(name));
+        }
+        all
+    }
+
+    /// Whether two services render an object of the same kind, namespace
+    /// and name (each service's own collisions were settled when it was
+    /// rendered).
+    fn services_collide(&self) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        self.services.values().any(|desired| {
+            desired
+                .resources
+                .iter()
+                .any(|r| !seen.insert((r.kind.as_str(), r.namespace.as_str(), r.name.as_str())))
+        })
+    }
+
+    fn merged(&self, only: Option<&BTreeSet<String>>) -> DesiredSet {
         let mut out = DesiredSet {
             cluster: self.cluster.clone(),
             ..DesiredSet::default()
@@ -100,6 +130,9 @@ impl Engine {
         }
         out.resources
             .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        if only.is_none() {
+            render::reject_collisions(&mut out);
+        }
         out
     }
 
@@ -217,6 +250,30 @@ mod tests {
         assert_eq!(touched, BTreeSet::from(["b".to_owned()]));
         assert_eq!(engine.service_count(), 1);
         assert_eq!(engine.desired(None).resources.len(), 1);
+    }
+
+    #[test]
+    fn two_services_rendering_one_object_both_fail_even_when_one_is_asked_for() {
+        let mut engine = Engine::new(settings(), "c1".into());
+        // `a_b` and `a--b` both sanitise to `a--b`: the object `a--b-main`.
+        engine.update(
+            &snapshot(&[
+                ("a_b", "main: {}\n"),
+                ("a--b", "main: {}\n"),
+                ("c", "main: {}\n"),
+            ]),
+            None,
+        );
+        let only = BTreeSet::from(["a_b".to_owned()]);
+        for desired in [engine.desired(None), engine.desired(Some(&only))] {
+            assert!(
+                desired.resources.iter().all(|r| r.service == "c"),
+                "{:?}",
+                desired.resources
+            );
+            assert!(desired.failed.iter().any(|f| f.service == "a_b"));
+        }
+        assert_eq!(engine.desired(None).failed.len(), 2);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use prometheus_client::registry::{Registry, Unit};
 use super::hooks::Provider;
 
 /// The plan actions exported by `flink_gitops_objects{action=...}`.
-pub const ACTIONS: [&str; 7] = [
+pub const ACTIONS: [&str; 8] = [
     "create",
     "update",
     "unchanged",
@@ -31,6 +31,7 @@ pub const ACTIONS: [&str; 7] = [
     "blocked",
     "failed",
     "orphaned",
+    "unmanaged",
 ];
 
 /// Reconcile-duration buckets, 1 ms to 60 s.

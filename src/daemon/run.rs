@@ -135,6 +135,32 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The last accepted snapshot from before a restart, when the first
+    /// fetch since then failed (git only: a directory has no history).
+    async fn recorded(&mut self) -> Result<Option<SourceUpdate>, String> {
+        let Source::Git(git) = self else {
+            return Ok(None);
+        };
+        let git = git.clone();
+        let recorded = tokio::task::spawn_blocking(move || {
+            let mut source = git
+                .lock()
+                .map_err(|_| "git source lock poisoned".to_owned())?;
+            source.recorded().map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        Ok(recorded.map(|update| SourceUpdate {
+            snapshot: update.snapshot,
+            changed: None,
+            revision: update.revision,
+            author: Some(update.author),
+            subject: Some(update.subject),
+        }))
+    }
+}
+
 /// The state shared with the HTTP endpoints.
 struct Shared {
     ready: Arc<AtomicBool>,
@@ -274,6 +300,7 @@ pub async fn run(
         pending_ready: BTreeMap::new(),
         prune_failures_reported: BTreeSet::new(),
         sync_failing: false,
+        unmanaged_reported: BTreeSet::new(),
     };
     let mut stop_rx = stop_rx;
     let mut leader_changes = leader_rx.clone();
@@ -308,6 +335,15 @@ pub async fn run(
     Ok(())
 }
 
+/// What one cycle reports on `/status`.
+#[derive(Default)]
+struct Published {
+    entries: Vec<Json>,
+    prunes: Vec<Json>,
+    /// Objects no configured kind claims.
+    unmanaged: Vec<Json>,
+}
+
 struct Reconciler<'a> {
     settings: &'a Settings,
     cluster: &'a KubeCluster,
@@ -323,6 +359,8 @@ struct Reconciler<'a> {
     prune_failures_reported: BTreeSet<String>,
     /// A sync failure was announced and not yet followed by a success.
     sync_failing: bool,
+    /// Unmanaged objects already logged.
+    unmanaged_reported: BTreeSet<String>,
 }
 
 /// An applied instance whose readiness is being watched.
@@ -378,27 +416,45 @@ impl Reconciler<'_> {
                 self.sync_failed(&error);
                 self.source_error = Some(error);
                 if engine.service_count() == 0 {
-                    self.publish_status(None, &[], &[], is_leader);
-                    return;
+                    // Restarted on a failing source: keep reconciling the
+                    // last accepted revision (drift is still reverted; the
+                    // source error holds every prune).
+                    match source.recorded().await {
+                        Ok(Some(update)) => {
+                            tracing::info!(revision = %update.revision, "reconciling the last accepted revision recorded before the restart");
+                            engine.update(&update.snapshot, None);
+                            self.shared.metrics.set_revision(&update.revision);
+                            self.revision = Some((update.revision, update.author, update.subject));
+                        }
+                        Ok(None) => {
+                            self.publish_status(None, &Published::default(), is_leader);
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "failed to read the last accepted revision");
+                            self.publish_status(None, &Published::default(), is_leader);
+                            return;
+                        }
+                    }
                 }
                 None
             }
         };
         match self.reconcile(engine, scope.as_ref(), is_leader).await {
-            Ok((entries, prunes)) => {
+            Ok(published) => {
                 self.shared.metrics.observe_reconcile(started.elapsed());
                 self.shared.metrics.set_last_sync(SystemTime::now());
                 if self.source_error.is_none() {
                     self.shared.ready.store(true, Ordering::SeqCst);
                     self.sync_failing = false;
                 }
-                self.publish_status(None, &entries, &prunes, is_leader);
+                self.publish_status(None, &published, is_leader);
             }
             Err(error) => {
                 tracing::warn!(%error, "reconcile failed");
                 self.shared.metrics.error(error.category());
                 self.sync_failed(&error.to_string());
-                self.publish_status(Some(error.to_string()), &[], &[], is_leader);
+                self.publish_status(Some(error.to_string()), &Published::default(), is_leader);
             }
         }
     }
@@ -408,28 +464,32 @@ impl Reconciler<'_> {
         engine: &Engine,
         scope: Option<&BTreeSet<String>>,
         is_leader: bool,
-    ) -> Result<(Vec<Json>, Vec<Json>), apply::ApplyError> {
+    ) -> Result<Published, apply::ApplyError> {
         let desired = engine.desired(scope);
         let mut live = apply::read_live(self.cluster, self.settings).await?;
+        // The guard's fraction is of every managed object of the cluster,
+        // whatever this cycle plans.
+        let managed = live.managed_in(self.cluster_name);
+        self.watch_readiness(&live.managed);
         if let Some(scope) = scope {
+            // The scoped services' objects, and any object they render
+            // (whatever its labels say: identity before labels).
+            let wanted: BTreeSet<(&str, &str)> = desired
+                .resources
+                .iter()
+                .map(|r| (r.namespace.as_str(), r.name.as_str()))
+                .collect();
             live.retain(|o| {
                 o.identity()
                     .is_some_and(|(service, _)| scope.contains(service))
+                    || wanted.contains(&(o.namespace(), o.name()))
             });
         }
         let policy = Policy {
             field_manager: self.settings.apply.field_manager.clone(),
             takeover_managers: self.settings.apply.takeover_managers.clone(),
         };
-        let plan = plan::plan(&desired, &live, &policy);
-        self.watch_readiness(&live);
-        let managed = live
-            .iter()
-            .filter(|o| {
-                o.identity().is_some()
-                    && o.label(crate::render::meta::LABEL_CLUSTER) == Some(self.cluster_name)
-            })
-            .count();
+        let plan = plan::plan_inventory(&desired, &live, &policy);
         let jobs = apply::read_shutdown_jobs(self.cluster, &plan.orphans).await?;
         let prunes = plan_prunes(
             &plan.orphans,
@@ -451,6 +511,11 @@ impl Reconciler<'_> {
         }
         let mut counts: BTreeMap<&str, usize> = plan.counts();
         counts.insert("orphaned", plan.orphans.len());
+        counts.insert("unmanaged", plan.unmanaged.len());
+        // An incremental cycle sees only its services' objects.
+        if scope.is_none() {
+            self.report_unmanaged(&plan.unmanaged);
+        }
         self.shared.metrics.set_objects(&counts);
         let mut failures: BTreeMap<String, String> = BTreeMap::new();
         if is_leader {
@@ -523,7 +588,15 @@ impl Reconciler<'_> {
                 object
             })
             .collect();
-        Ok((entries, prunes))
+        Ok(Published {
+            entries,
+            prunes,
+            unmanaged: plan
+                .unmanaged
+                .iter()
+                .map(plan::Unmanaged::to_json)
+                .collect(),
+        })
     }
 
     fn event(&self, kind: EventKind) -> DeploymentEvent {
@@ -546,6 +619,14 @@ impl Reconciler<'_> {
             let Some(entry) = plan.entries.iter().find(|e| e.subject == write.subject) else {
                 continue;
             };
+            // Dropping a pending prune's mark deploys nothing.
+            if entry
+                .apply
+                .as_ref()
+                .is_some_and(|a| a.only_clears_orphan_mark(&entry.action))
+            {
+                continue;
+            }
             let changes = match &entry.action {
                 Action::Update(reasons) => reasons.iter().map(ToString::to_string).collect(),
                 _ => vec!["created".to_owned()],
@@ -672,6 +753,21 @@ impl Reconciler<'_> {
         self.notifier.send(event);
     }
 
+    /// Logs each object when it becomes unmanaged (not again while it
+    /// stays so), and when it no longer is.
+    fn report_unmanaged(&mut self, unmanaged: &[plan::Unmanaged]) {
+        let now: BTreeSet<String> = unmanaged.iter().map(|u| u.subject.clone()).collect();
+        for object in unmanaged {
+            if !self.unmanaged_reported.contains(&object.subject) {
+                tracing::warn!(subject = %object.subject, "{}", object.message());
+            }
+        }
+        for subject in self.unmanaged_reported.difference(&now) {
+            tracing::info!(%subject, "no longer unmanaged");
+        }
+        self.unmanaged_reported = now;
+    }
+
     /// `sync_failed`, once per failing streak.
     fn sync_failed(&mut self, error: &str) {
         if self.sync_failing {
@@ -682,13 +778,12 @@ impl Reconciler<'_> {
         self.notifier.send(event);
     }
 
-    fn publish_status(
-        &self,
-        error: Option<String>,
-        entries: &[Json],
-        prunes: &[Json],
-        is_leader: bool,
-    ) {
+    fn publish_status(&self, error: Option<String>, published: &Published, is_leader: bool) {
+        let Published {
+            entries,
+            prunes,
+            unmanaged,
+        } = published;
         self.shared.metrics.set_notifications(NotificationTotals {
             delivered: self.notifier.delivered(),
             failed: self.notifier.failed(),
@@ -708,6 +803,7 @@ impl Reconciler<'_> {
             "updated_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             "instances": entries,
             "prunes": prunes,
+            "unmanaged": unmanaged,
         });
         if let Ok(mut status) = self.shared.status.write() {
             // A failed cycle keeps the last known instances.

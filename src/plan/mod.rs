@@ -12,11 +12,17 @@
 //!    over owns) but that the intent no longer has is a change, so that
 //!    deleting a key in git deletes it in the cluster.
 //!
-//! Live objects carrying PaaSTA's service/instance labels whose instance is
-//! absent from a successfully loaded service are listed as orphans; nothing
-//! here acts on them.
+//! The unit of the plan is the Kubernetes object (API group, plural,
+//! namespace, name), never its labels: a live object whose name is desired
+//! is planned by its desired resource (which corrects its labels), so it is
+//! never an orphan, and no object gets two steps. Live objects of a
+//! configured kind carrying PaaSTA's service/instance labels whose instance
+//! is absent from a successfully loaded service are listed as orphans;
+//! objects no configured kind claims are listed as unmanaged. Nothing here
+//! acts on either.
 
 pub mod compare;
+pub mod inventory;
 pub mod managed_fields;
 pub mod path;
 pub mod prune;
@@ -24,6 +30,7 @@ pub mod prune;
 use crate::config::parallel;
 use crate::render::{DesiredResource, DesiredSet, meta};
 use crate::value::Value;
+use inventory::{Inventory, group_of};
 use path::FieldPath;
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -146,6 +153,9 @@ pub enum Reason {
     /// The instance came back while it was being pruned: the prune is
     /// cancelled and the resource runs again.
     PruneCancelled,
+    /// The instance came back while its prune was pending (within
+    /// `prune.grace`): the orphan mark is removed, nothing else changes.
+    OrphanMarkCleared,
 }
 
 impl fmt::Display for Reason {
@@ -164,6 +174,10 @@ impl fmt::Display for Reason {
             Reason::PruneCancelled => write!(
                 f,
                 "back in git while being pruned: cancels the prune and runs it again"
+            ),
+            Reason::OrphanMarkCleared => write!(
+                f,
+                "back in git while its prune was pending: the pending prune is dropped"
             ),
         }
     }
@@ -223,6 +237,18 @@ pub struct ApplyRequest {
     /// The object was being pruned: after the apply, drop the prune
     /// signal's fields and delete the shutdown Job.
     pub cancel_prune: bool,
+    /// The object carries the orphan mark of a pending prune: drop it.
+    pub clear_orphan_mark: bool,
+}
+
+impl ApplyRequest {
+    /// True when the only write needed is dropping the orphan mark: the
+    /// resource itself is as desired and is not applied.
+    #[must_use]
+    pub fn only_clears_orphan_mark(&self, action: &Action) -> bool {
+        self.clear_orphan_mark
+            && matches!(action, Action::Update(reasons) if reasons.iter().all(|r| *r == Reason::OrphanMarkCleared))
+    }
 }
 
 /// One line of the plan.
@@ -268,6 +294,38 @@ pub struct Orphan {
     pub object: LiveObject,
 }
 
+/// A live object that no configured kind claims: never pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmanaged {
+    /// `Kind/namespace/name`.
+    pub subject: String,
+    /// PaaSTA's labels, when present.
+    pub service: Option<String>,
+    pub instance: Option<String>,
+}
+
+impl Unmanaged {
+    /// Why it is left alone, in plain words.
+    #[must_use]
+    pub fn message(&self) -> String {
+        format!(
+            "{} is not claimed by any configured kind (its CRD, namespace and eks label match none): it is left alone and never pruned",
+            self.subject
+        )
+    }
+
+    /// As reported in `diff --output json` and `/status`.
+    #[must_use]
+    pub fn to_json(&self) -> Json {
+        serde_json::json!({
+            "subject": self.subject,
+            "service": self.service,
+            "instance": self.instance,
+            "message": self.message(),
+        })
+    }
+}
+
 /// The plan for one cluster.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
@@ -275,12 +333,38 @@ pub struct Plan {
     /// Sorted by service, then instance.
     pub entries: Vec<PlanEntry>,
     pub orphans: Vec<Orphan>,
+    /// Sorted by subject.
+    pub unmanaged: Vec<Unmanaged>,
 }
 
 impl Plan {
     /// Entries that need a write.
     pub fn writes(&self) -> impl Iterator<Item = &PlanEntry> {
         self.entries.iter().filter(|e| e.apply.is_some())
+    }
+
+    /// The objects that get more than one step (a create, update or
+    /// unchanged entry, or an orphan), by subject: always empty, as the plan
+    /// is built one step per object.
+    #[must_use]
+    pub fn objects_with_several_steps(&self) -> Vec<&str> {
+        let mut seen = HashSet::new();
+        let mut repeated: Vec<&str> = self
+            .entries
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.action,
+                    Action::Create | Action::Update(_) | Action::Unchanged
+                )
+            })
+            .map(|e| e.subject.as_str())
+            .chain(self.orphans.iter().map(|o| o.subject.as_str()))
+            .filter(|subject| !seen.insert(*subject))
+            .collect();
+        repeated.sort_unstable();
+        repeated.dedup();
+        repeated
     }
 
     /// Number of entries per action name.
@@ -333,8 +417,26 @@ impl Rules {
 /// Fewer resources than this per thread are planned on one thread.
 const MIN_RESOURCES_PER_THREAD: usize = 256;
 
-/// `(kind, namespace, name)` of an object.
-type LiveKey<'a> = (&'a str, &'a str, &'a str);
+/// `(API group, plural, namespace, name)`: one Kubernetes object.
+type ObjectKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn live_key(object: &LiveObject) -> ObjectKey<'_> {
+    (
+        group_of(&object.api_version),
+        object.plural.as_str(),
+        object.namespace(),
+        object.name(),
+    )
+}
+
+fn desired_key(resource: &DesiredResource) -> ObjectKey<'_> {
+    (
+        group_of(&resource.api_version),
+        resource.plural.as_str(),
+        resource.namespace.as_str(),
+        resource.name.as_str(),
+    )
+}
 
 /// A fast non-cryptographic hash (rustc's `FxHasher`) for the maps of object
 /// names: SipHash's flooding resistance buys nothing against the names of a
@@ -387,35 +489,77 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
-/// Builds the plan of `desired` against `live` (every object of the
-/// configured kinds in their namespaces).
+/// Builds the plan of `desired` against `live`, every object of which a
+/// configured kind claims.
 #[must_use]
 pub fn plan(desired: &DesiredSet, live: &[LiveObject], policy: &Policy) -> Plan {
+    plan_objects(desired, live, &[], policy)
+}
+
+/// Builds the plan of `desired` against a cluster's inventory.
+#[must_use]
+pub fn plan_inventory(desired: &DesiredSet, live: &Inventory, policy: &Policy) -> Plan {
+    plan_objects(desired, &live.managed, &live.unmanaged, policy)
+}
+
+fn plan_objects(
+    desired: &DesiredSet,
+    managed: &[LiveObject],
+    unmanaged: &[LiveObject],
+    policy: &Policy,
+) -> Plan {
     let rules = Rules::new();
-    // `(kind, namespace, name)` and PaaSTA's identity of each live object,
-    // read once.
-    let live_refs: Vec<&LiveObject> = live.iter().collect();
-    let live_keys: Vec<(LiveKey, Option<(&str, &str)>)> =
-        parallel::map_in_order(&live_refs, MIN_RESOURCES_PER_THREAD, |object| {
-            let key = (object.kind.as_str(), object.namespace(), object.name());
-            (key, object.identity())
+    let live: Vec<&LiveObject> = managed.iter().chain(unmanaged).collect();
+    // The key and PaaSTA's identity of each live object, read once.
+    let live_keys: Vec<(ObjectKey, Option<(&str, &str)>)> =
+        parallel::map_in_order(&live, MIN_RESOURCES_PER_THREAD, |object| {
+            (live_key(object), object.identity())
         });
-    let mut by_name: HashMap<LiveKey, (&LiveObject, bool), FastHash> =
+    let mut by_key: HashMap<ObjectKey, (&LiveObject, bool), FastHash> =
         HashMap::with_capacity_and_hasher(live.len(), FastHash);
-    by_name.extend(
-        live_keys
-            .iter()
-            .zip(live)
-            .map(|((key, identity), object)| (*key, (object, identity.is_some()))),
-    );
+    for ((key, identity), object) in live_keys.iter().zip(&live) {
+        by_key.entry(*key).or_insert((*object, identity.is_some()));
+    }
+    let mut desired_keys: HashMap<ObjectKey, usize, FastHash> =
+        HashMap::with_capacity_and_hasher(desired.resources.len(), FastHash);
+    for resource in &desired.resources {
+        *desired_keys.entry(desired_key(resource)).or_insert(0) += 1;
+    }
     let mut entries =
         parallel::map_in_order(&desired.resources, MIN_RESOURCES_PER_THREAD, |resource| {
-            let key = (
-                resource.kind.as_str(),
-                resource.namespace.as_str(),
-                resource.name.as_str(),
-            );
-            plan_resource(resource, by_name.get(&key).copied(), policy, &rules)
+            let key = desired_key(resource);
+            if desired_keys.get(&key).copied().unwrap_or(0) > 1 {
+                let mut entry = bare_entry(
+                    &resource.service,
+                    &resource.instance,
+                    Action::Failed(format!(
+                        "{} is rendered by more than one instance; none of them is written",
+                        resource.subject()
+                    )),
+                );
+                entry.subject = subject_of(resource);
+                return entry;
+            }
+            let matched = by_key.get(&key).copied();
+            if let Some((object, _)) = matched
+                && let Some((service, _)) = object.identity()
+                && service != resource.service
+                && let Some(diagnostics) = desired.unknown_services.get(service)
+            {
+                // Another service's object, and that service cannot be read:
+                // which of the two wants it is not known.
+                let mut entry = bare_entry(
+                    &resource.service,
+                    &resource.instance,
+                    Action::Blocked(blocked_message(
+                        &format!("{} belongs to service {service}, which", object.subject()),
+                        diagnostics,
+                    )),
+                );
+                entry.subject = subject_of(resource);
+                return entry;
+            }
+            plan_resource(resource, matched, policy, &rules)
         });
     entries.reserve(desired.skipped.len() + desired.failed.len());
     for skip in &desired.skipped {
@@ -441,16 +585,32 @@ pub fn plan(desired: &DesiredSet, live: &[LiveObject], policy: &Policy) -> Plan 
     );
     let mut orphans = Vec::new();
     let mut blocked = Vec::new();
-    for (object, (_, identity)) in live.iter().zip(&live_keys) {
+    let mut unclaimed = Vec::new();
+    let mut seen: HashSet<ObjectKey, FastHash> =
+        HashSet::with_capacity_and_hasher(live.len(), FastHash);
+    for (index, (object, (key, identity))) in live.iter().zip(&live_keys).enumerate() {
+        // Identity before labels: a desired object is planned by its
+        // resource above, whatever its labels say.
+        if desired_keys.contains_key(key) || !seen.insert(*key) {
+            continue;
+        }
+        if index >= managed.len() {
+            unclaimed.push(Unmanaged {
+                subject: object.subject(),
+                service: identity.map(|(service, _)| service.to_owned()),
+                instance: identity.map(|(_, instance)| instance.to_owned()),
+            });
+            continue;
+        }
         let Some((service, instance)) = *identity else {
             continue;
         };
         if let Some(diagnostics) = desired.unknown_services.get(service) {
-            let why = diagnostics.first().map_or_else(
-                || "its service failed to load".to_owned(),
-                |d| format!("its service failed to load: {d}"),
+            let mut entry = bare_entry(
+                service,
+                instance,
+                Action::Blocked(blocked_message("its service", diagnostics)),
             );
-            let mut entry = bare_entry(service, instance, Action::Blocked(why));
             entry.subject = object.subject();
             blocked.push(entry);
             continue;
@@ -465,7 +625,7 @@ pub fn plan(desired: &DesiredSet, live: &[LiveObject], policy: &Policy) -> Plan 
             service: service.to_owned(),
             instance: instance.to_owned(),
             subject: object.subject(),
-            object: object.clone(),
+            object: (*object).clone(),
         });
     }
     entries.extend(blocked);
@@ -473,11 +633,27 @@ pub fn plan(desired: &DesiredSet, live: &[LiveObject], policy: &Policy) -> Plan 
         (&a.service, &a.instance, &a.subject).cmp(&(&b.service, &b.instance, &b.subject))
     });
     orphans.sort_by(|a, b| a.subject.cmp(&b.subject));
-    Plan {
+    unclaimed.sort_by(|a, b| a.subject.cmp(&b.subject));
+    let plan = Plan {
         cluster: desired.cluster.clone(),
         entries,
         orphans,
-    }
+        unmanaged: unclaimed,
+    };
+    debug_assert!(
+        plan.objects_with_several_steps().is_empty(),
+        "{:?}",
+        plan.objects_with_several_steps()
+    );
+    plan
+}
+
+/// `<whose> failed to load[: <first diagnostic>]`.
+fn blocked_message(whose: &str, diagnostics: &[crate::config::Diagnostic]) -> String {
+    diagnostics.first().map_or_else(
+        || format!("{whose} failed to load"),
+        |d| format!("{whose} failed to load: {d}"),
+    )
 }
 
 /// The takeover managers that own something of `object` with `Update`.
@@ -577,8 +753,13 @@ fn plan_resource(
         });
     }
     let cancel_prune = live.annotation(prune::ANNOTATION_REQUESTED_AT).is_some();
+    let clear_orphan_mark =
+        !cancel_prune && live.annotation(prune::ANNOTATION_ORPHANED_SINCE).is_some();
     if cancel_prune {
         reasons.push(Reason::PruneCancelled);
+    }
+    if clear_orphan_mark {
+        reasons.push(Reason::OrphanMarkCleared);
     }
     // A legacy config_sha label out of step with the main one is drift too.
     if !config_changed
@@ -620,6 +801,7 @@ fn plan_resource(
     match apply_request(resource, &body, takeover_from) {
         Ok(mut request) => {
             request.cancel_prune = cancel_prune;
+            request.clear_orphan_mark = clear_orphan_mark;
             entry.action = Action::Update(reasons);
             entry.apply = Some(request);
         }
@@ -668,6 +850,7 @@ fn apply_request(
         body,
         takeover_from,
         cancel_prune: false,
+        clear_orphan_mark: false,
     })
 }
 

@@ -5,6 +5,9 @@
 //!              instance removed from git
 //!                         │
 //!                         ▼
+//!   mark orphaned-since ── back in git ──▶ mark dropped, nothing else
+//!                         │ seen orphaned for prune.grace
+//!                         ▼
 //!   ┌──────────── guards pass? ─── no ──▶ MassPruneBlocked (nothing new pruned)
 //!   │ yes
 //!   ▼
@@ -18,7 +21,9 @@
 //! ```
 //!
 //! All state lives in the cluster (the annotations and the Job), so a
-//! restarted reconciler continues where the last one stopped.
+//! restarted reconciler, or the next one-shot `apply --prune`, continues
+//! where the last one stopped; the grace period too, which counts from the
+//! orphan mark.
 
 use super::Orphan;
 use crate::config::{PruneMode, PruneSettings};
@@ -31,6 +36,10 @@ use std::time::{Duration, SystemTime};
 pub const ANNOTATION_REQUESTED_AT: &str = "flink-gitops/prune-requested-at";
 /// The source revision that removed the instance.
 pub const ANNOTATION_REVISION: &str = "flink-gitops/prune-revision";
+/// When the object was first seen orphaned (RFC 3339): the grace period
+/// counts from it. Written by the prune manager, dropped when the instance
+/// is back.
+pub const ANNOTATION_ORPHANED_SINCE: &str = "flink-gitops/orphaned-since";
 /// `disabled` keeps an object from ever being pruned.
 pub const ANNOTATION_PRUNE: &str = "flink-gitops/prune";
 
@@ -81,6 +90,11 @@ impl JobState {
 /// One step of the protocol for one orphan.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PruneAction {
+    /// Seen orphaned for the first time: write the orphan mark; the prune
+    /// waits for `prune.grace`.
+    MarkOrphaned,
+    /// Orphaned for less than `prune.grace`: nothing is done yet.
+    Pending { left: Duration },
     /// Write the stop signal; create the shutdown Job when `create_job`.
     Signal { create_job: bool },
     /// Signalled, but its Job is missing (deleted, or a restart between the
@@ -109,6 +123,7 @@ impl PruneAction {
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
+            PruneAction::MarkOrphaned | PruneAction::Pending { .. } => "pending-prune",
             PruneAction::Signal { .. } => "prune",
             PruneAction::CreateJob => "create-job",
             PruneAction::Wait => "waiting",
@@ -127,7 +142,8 @@ impl PruneAction {
     pub fn writes(&self) -> bool {
         matches!(
             self,
-            PruneAction::Signal { .. }
+            PruneAction::MarkOrphaned
+                | PruneAction::Signal { .. }
                 | PruneAction::CreateJob
                 | PruneAction::Delete
                 | PruneAction::Retry
@@ -144,20 +160,38 @@ pub struct PruneEntry {
     pub job: Option<(String, JobState)>,
     /// What happens, in plain words.
     pub message: String,
+    /// `prune.grace` when the plan was made.
+    pub grace: Duration,
 }
 
 impl PruneEntry {
     /// The step as reported in `diff --output json`, `/status` and the like.
     #[must_use]
     pub fn to_json(&self) -> Json {
-        serde_json::json!({
+        let mut object = serde_json::json!({
             "service": self.orphan.service,
             "instance": self.orphan.instance,
             "subject": self.orphan.subject,
             "action": self.action.name(),
             "job": self.job.as_ref().map(|(name, state)| serde_json::json!({"name": name, "state": state.name()})),
             "message": self.message,
-        })
+        });
+        if let Some(left) = self.grace_left() {
+            object["grace_left_seconds"] = Json::from(left.as_secs());
+        }
+        object
+    }
+}
+
+impl PruneEntry {
+    /// How long until the first prune step, while the prune is pending.
+    #[must_use]
+    pub fn grace_left(&self) -> Option<Duration> {
+        match (&self.action, self.grace) {
+            (PruneAction::Pending { left }, _) => Some(*left),
+            (PruneAction::MarkOrphaned, grace) => Some(grace),
+            _ => None,
+        }
     }
 }
 
@@ -213,9 +247,12 @@ pub fn plan_prunes(orphans: &[Orphan], inputs: &PruneInputs<'_>) -> PrunePlan {
         };
     }
     let annotation = |o: &Orphan, key: &str| o.object.annotation(key).map(str::to_owned);
+    // New prunes are those past their grace period: a pending one is only
+    // marked, which stops nothing.
     let is_new = |o: &Orphan| {
         annotation(o, ANNOTATION_PRUNE).as_deref() != Some("disabled")
             && annotation(o, ANNOTATION_REQUESTED_AT).is_none()
+            && grace_left(o, inputs).is_none()
     };
     let new_count = orphans.iter().filter(|o| is_new(o)).count();
     // The fraction always allows one prune, so small clusters can prune at all.
@@ -249,6 +286,7 @@ pub fn plan_prunes(orphans: &[Orphan], inputs: &PruneInputs<'_>) -> PrunePlan {
                 action,
                 job,
                 message,
+                grace: settings.grace,
             }
         })
         .collect();
@@ -257,6 +295,34 @@ pub fn plan_prunes(orphans: &[Orphan], inputs: &PruneInputs<'_>) -> PrunePlan {
         mass_prune_blocked,
         held: None,
     }
+}
+
+/// `None` when the grace period is over (or off); else whether the orphan
+/// still needs its mark, and the time left.
+fn grace_left(orphan: &Orphan, inputs: &PruneInputs<'_>) -> Option<(bool, Duration)> {
+    let grace = inputs.settings.grace;
+    if grace.is_zero() {
+        return None;
+    }
+    let since = orphan
+        .object
+        .annotation(ANNOTATION_ORPHANED_SINCE)
+        .and_then(|at| humantime::parse_rfc3339(at).ok());
+    let Some(since) = since else {
+        // Unmarked, or a mark that cannot be read: the grace starts now.
+        return Some((true, grace));
+    };
+    // A mark in the future (a clock step back) counts as written now.
+    let elapsed = inputs.now.duration_since(since).unwrap_or(Duration::ZERO);
+    grace
+        .checked_sub(elapsed)
+        .filter(|left| !left.is_zero())
+        .map(|left| (false, left))
+}
+
+/// A duration in whole seconds, for messages.
+fn whole_seconds(duration: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(duration.as_secs()))
 }
 
 fn decide(
@@ -275,6 +341,18 @@ fn decide(
     }
     let requested_at = orphan.object.annotation(ANNOTATION_REQUESTED_AT);
     let Some(requested_at) = requested_at else {
+        if let Some((needs_mark, left)) = grace_left(orphan, inputs) {
+            let message = format!(
+                "{target} is gone from soa-configs; pruned in {} unless it comes back (prune.grace {})",
+                whole_seconds(left),
+                whole_seconds(settings.grace)
+            );
+            return if needs_mark {
+                (PruneAction::MarkOrphaned, message)
+            } else {
+                (PruneAction::Pending { left }, message)
+            };
+        }
         if blocked {
             return (
                 PruneAction::MassPruneBlocked,
@@ -385,6 +463,14 @@ mod tests {
         }
     }
 
+    /// The defaults without the grace period: the protocol's steps at once.
+    fn no_grace() -> PruneSettings {
+        PruneSettings {
+            grace: Duration::ZERO,
+            ..PruneSettings::default()
+        }
+    }
+
     fn job(state: &str) -> Json {
         match state {
             "running" => json!({"status": {"active": 1}}),
@@ -426,13 +512,7 @@ mod tests {
 
     #[test]
     fn a_new_orphan_is_signalled_with_a_job() {
-        let plan = run(
-            &[orphan("a", json!({}))],
-            &[],
-            &PruneSettings::default(),
-            10,
-            false,
-        );
+        let plan = run(&[orphan("a", json!({}))], &[], &no_grace(), 10, false);
         assert_eq!(
             plan.entries[0].action,
             PruneAction::Signal { create_job: true }
@@ -446,7 +526,7 @@ mod tests {
 
     #[test]
     fn the_job_decides_wait_delete_failed_and_timeout() {
-        let settings = PruneSettings::default();
+        let settings = no_grace();
         let recent = requested("2026-11-26T11:50:00Z");
         let old = requested("2026-11-26T10:00:00Z");
         let orphans = [
@@ -475,7 +555,7 @@ mod tests {
         );
         let retry = PruneSettings {
             retry_failed: true,
-            ..PruneSettings::default()
+            ..no_grace()
         };
         let plan = run(&orphans[2..3], &jobs, &retry, 100, false);
         assert_eq!(actions(&plan), ["retry"]);
@@ -483,7 +563,7 @@ mod tests {
 
     #[test]
     fn guards_hold_back_new_prunes_but_not_those_in_progress() {
-        let settings = PruneSettings::default();
+        let settings = no_grace();
         let mut orphans: Vec<Orphan> = (0..4)
             .map(|i| orphan(&format!("n{i}"), json!({})))
             .collect();
@@ -504,7 +584,7 @@ mod tests {
         assert_eq!(allowed.writes().count(), 4);
         let per_cycle = PruneSettings {
             max_per_cycle: 2,
-            ..PruneSettings::default()
+            ..no_grace()
         };
         assert!(
             run(&orphans, &[], &per_cycle, 1000, false)
@@ -516,18 +596,12 @@ mod tests {
     #[test]
     fn disabled_annotation_off_mode_and_an_unhealthy_source_prune_nothing() {
         let disabled = orphan("a", json!({ANNOTATION_PRUNE: "disabled"}));
-        let plan = run(
-            std::slice::from_ref(&disabled),
-            &[],
-            &PruneSettings::default(),
-            10,
-            false,
-        );
+        let plan = run(std::slice::from_ref(&disabled), &[], &no_grace(), 10, false);
         assert_eq!(actions(&plan), ["prune-disabled"]);
         assert_eq!(plan.writes().count(), 0);
         let off = PruneSettings {
             mode: PruneMode::Off,
-            ..PruneSettings::default()
+            ..no_grace()
         };
         assert!(
             run(&[orphan("b", json!({}))], &[], &off, 10, false)
@@ -535,7 +609,7 @@ mod tests {
                 .is_empty()
         );
         let jobs = BTreeMap::new();
-        let settings = PruneSettings::default();
+        let settings = no_grace();
         let untrusted = |orphans: &[Orphan]| {
             plan_prunes(
                 orphans,
@@ -563,7 +637,7 @@ mod tests {
     fn annotate_only_and_delete_modes() {
         let annotate = PruneSettings {
             mode: PruneMode::AnnotateOnly,
-            ..PruneSettings::default()
+            ..no_grace()
         };
         let orphans = [
             orphan("new", json!({})),
@@ -577,7 +651,7 @@ mod tests {
         assert_eq!(plan.entries[1].action, PruneAction::Signalled);
         let delete = PruneSettings {
             mode: PruneMode::Delete,
-            ..PruneSettings::default()
+            ..no_grace()
         };
         assert_eq!(
             actions(&run(&orphans, &[], &delete, 100, false)),
@@ -596,5 +670,100 @@ mod tests {
             ),
             JobState::Running
         );
+    }
+
+    #[test]
+    fn a_new_orphan_is_marked_then_pending_until_its_grace_is_over() {
+        let settings = PruneSettings::default();
+        assert_eq!(settings.grace, Duration::from_secs(120));
+        // `now` is 12:00:00.
+        let unmarked = orphan("a", json!({}));
+        let recent = orphan(
+            "b",
+            json!({ANNOTATION_ORPHANED_SINCE: "2026-11-26T11:59:30Z"}),
+        );
+        let due = orphan(
+            "c",
+            json!({ANNOTATION_ORPHANED_SINCE: "2026-11-26T11:58:00Z"}),
+        );
+        let unreadable = orphan("d", json!({ANNOTATION_ORPHANED_SINCE: "yesterday"}));
+        let future = orphan(
+            "e",
+            json!({ANNOTATION_ORPHANED_SINCE: "2026-11-26T13:00:00Z"}),
+        );
+        let plan = run(
+            &[unmarked, recent, due, unreadable, future],
+            &[],
+            &settings,
+            100,
+            false,
+        );
+        let steps: Vec<&PruneAction> = plan.entries.iter().map(|e| &e.action).collect();
+        assert_eq!(
+            steps,
+            [
+                &PruneAction::MarkOrphaned,
+                &PruneAction::Pending {
+                    left: Duration::from_secs(90)
+                },
+                &PruneAction::Signal { create_job: true },
+                &PruneAction::MarkOrphaned,
+                &PruneAction::Pending {
+                    left: Duration::from_secs(120)
+                },
+            ]
+        );
+        assert_eq!(
+            plan.entries[1].message,
+            "ns/b is gone from soa-configs; pruned in 1m 30s unless it comes back (prune.grace 2m)"
+        );
+        assert_eq!(plan.entries[1].to_json()["grace_left_seconds"], 90);
+        assert_eq!(plan.entries[1].action.name(), "pending-prune");
+        assert!(plan.entries[0].action.writes(), "the mark is written");
+        assert!(!plan.entries[1].action.writes());
+    }
+
+    #[test]
+    fn pending_prunes_do_not_count_against_the_guard() {
+        let settings = PruneSettings::default();
+        let orphans: Vec<Orphan> = (0..6)
+            .map(|i| orphan(&format!("n{i}"), json!({})))
+            .collect();
+        let plan = run(&orphans, &[], &settings, 10, false);
+        assert!(plan.mass_prune_blocked.is_none());
+        assert_eq!(actions(&plan), ["pending-prune"; 6]);
+        let due: Vec<Orphan> = (0..6)
+            .map(|i| {
+                orphan(
+                    &format!("n{i}"),
+                    json!({ANNOTATION_ORPHANED_SINCE: "2026-11-26T11:00:00Z"}),
+                )
+            })
+            .collect();
+        assert!(
+            run(&due, &[], &settings, 10, false)
+                .mass_prune_blocked
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn the_grace_period_holds_in_every_mode() {
+        for mode in [
+            PruneMode::Delete,
+            PruneMode::AnnotateOnly,
+            PruneMode::ShutdownJob,
+        ] {
+            let settings = PruneSettings {
+                mode,
+                ..PruneSettings::default()
+            };
+            let plan = run(&[orphan("a", json!({}))], &[], &settings, 100, false);
+            assert_eq!(
+                plan.entries[0].action,
+                PruneAction::MarkOrphaned,
+                "{mode:?}"
+            );
+        }
     }
 }

@@ -315,3 +315,185 @@ fn skips_failures_blocked_services_and_orphans() {
         ]
     );
 }
+
+/// A live object named like `resource` but labelled with another service
+/// (a case-only rename of the service folder: `svc2` → `Svc2`).
+fn relabelled(resource: &DesiredResource, service: &str) -> LiveObject {
+    live_from(resource, |o| {
+        o["metadata"]["labels"]["paasta.yelp.com/service"] = json!(service);
+    })
+}
+
+#[test]
+fn a_desired_object_is_never_an_orphan_whatever_its_labels_say() {
+    let renamed = resource("Svc2", "main", json!({}), "configaaaa1111");
+    assert_eq!(renamed.name, "svc2-main");
+    let live = relabelled(&renamed, "svc2");
+    let plan = plan(&desired(vec![renamed]), &[live], &Policy::default());
+    assert!(plan.orphans.is_empty(), "{:?}", plan.orphans);
+    let entry = only(&plan);
+    assert_eq!(entry.service, "Svc2");
+    let Action::Update(reasons) = &entry.action else {
+        panic!("{:?}", entry.action)
+    };
+    assert_eq!(
+        reasons,
+        &[Reason::Drift(FieldPath::of(&[
+            "metadata",
+            "labels",
+            "paasta.yelp.com/service"
+        ]))],
+        "the labels are corrected by the apply"
+    );
+}
+
+#[test]
+fn an_object_of_an_unknown_service_rendered_by_another_is_blocked_not_taken() {
+    let mut set = desired(vec![resource("Svc2", "main", json!({}), "configaaaa1111")]);
+    set.unknown_services.insert(
+        "svc2".into(),
+        vec![Diagnostic::file("svc2/flink-c1.yaml", "invalid YAML")],
+    );
+    let live = relabelled(&set.resources[0], "svc2");
+    let plan = plan(&set, &[live], &Policy::default());
+    let entry = only(&plan);
+    assert_eq!(entry.action.name(), "blocked");
+    assert!(
+        entry
+            .action
+            .message()
+            .is_some_and(|m| m.contains("belongs to service svc2, which failed to load")),
+        "{:?}",
+        entry.action
+    );
+    assert_eq!(plan.writes().count(), 0);
+    assert!(plan.orphans.is_empty());
+}
+
+#[test]
+fn objects_listed_twice_get_one_step() {
+    let kept = resource("svc", "main", json!({}), "configaaaa1111");
+    let gone = live_from(
+        &resource("svc", "gone", json!({}), "configaaaa1111"),
+        |_| {},
+    );
+    let live = vec![live_from(&kept, |_| {}), gone.clone(), gone];
+    let plan = plan(&desired(vec![kept]), &live, &Policy::default());
+    assert_eq!(plan.orphans.len(), 1, "{:?}", plan.orphans);
+    assert!(plan.objects_with_several_steps().is_empty());
+}
+
+#[test]
+fn two_resources_for_one_object_are_both_failed() {
+    let a = resource("svc", "main", json!({}), "configaaaa1111");
+    let mut b = resource("svc", "main", json!({"other": 1}), "configbbbb2222");
+    b.instance = "main2".into();
+    let plan = plan(&desired(vec![a, b]), &[], &Policy::default());
+    assert_eq!(plan.writes().count(), 0);
+    assert!(plan.entries.iter().all(|e| e.action.name() == "failed"));
+}
+
+#[test]
+fn unclaimed_objects_are_unmanaged_never_orphans_unless_desired() {
+    let kept = resource("svc", "main", json!({}), "configaaaa1111");
+    let eks_gone = live_from(&resource("svc", "eks", json!({}), "configaaaa1111"), |o| {
+        o["metadata"]["labels"]["paasta.yelp.com/eks"] = json!("True");
+    });
+    // Written by our `flinkeks` kind before it left the configuration.
+    let eks_wanted = live_from(&kept, |o| {
+        o["metadata"]["labels"]["paasta.yelp.com/eks"] = json!("True");
+        o["metadata"]["managedFields"] = json!([{"manager": "flink-gitops", "operation": "Apply",
+            "fieldsV1": {"f:metadata": {"f:labels": {"f:paasta.yelp.com/eks": {}}}}}]);
+    });
+    let inventory = Inventory {
+        managed: Vec::new(),
+        unmanaged: vec![eks_gone, eks_wanted],
+    };
+    let plan = plan_inventory(&desired(vec![kept]), &inventory, &Policy::default());
+    assert!(plan.orphans.is_empty());
+    let unmanaged: Vec<&str> = plan.unmanaged.iter().map(|u| u.subject.as_str()).collect();
+    assert_eq!(unmanaged, ["Flink/paasta-flinks/svc-eks"]);
+    assert!(plan.unmanaged[0].message().contains("never pruned"));
+    // The desired one is planned by its resource, which drops the eks label.
+    assert_eq!(only(&plan).action.name(), "update");
+}
+
+#[test]
+fn an_orphan_mark_on_a_wanted_object_is_dropped_and_nothing_else_written() {
+    let r = resource("svc", "main", json!({"x": 1}), "configaaaa1111");
+    let live = live_from(&r, |o| {
+        o["metadata"]["annotations"][prune::ANNOTATION_ORPHANED_SINCE] =
+            json!("2026-11-26T12:00:00Z");
+        o["metadata"]["annotations"]["paasta.yelp.com/desired_state"] = json!("stop");
+    });
+    let plan = plan(&desired(vec![r]), &[live], &Policy::default());
+    let entry = only(&plan);
+    assert_eq!(
+        entry.action,
+        Action::Update(vec![Reason::OrphanMarkCleared])
+    );
+    let request = entry.apply.as_ref().expect("apply");
+    assert!(request.clear_orphan_mark && !request.cancel_prune);
+    assert!(request.only_clears_orphan_mark(&entry.action));
+    assert_eq!(
+        request.body["metadata"]["annotations"]["paasta.yelp.com/desired_state"],
+        json!("stop"),
+        "a paasta stop survives"
+    );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Service names that collide once lowercased, instance names, eks-ness.
+    fn object() -> impl Strategy<Value = (String, String, bool, bool)> {
+        (
+            prop::sample::select(vec!["svc", "Svc", "SVC", "other", "a_b", "a--b"]),
+            prop::sample::select(vec!["main", "canary", "x"]),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(s, i, eks, managed)| (s.to_owned(), i.to_owned(), eks, managed))
+    }
+
+    proptest! {
+        #[test]
+        fn never_a_prune_of_a_desired_name_nor_two_steps_for_one_object(
+            wanted in prop::collection::vec(object(), 0..8),
+            listed in prop::collection::vec(object(), 0..12),
+        ) {
+            let resources: Vec<DesiredResource> = wanted
+                .iter()
+                .map(|(s, i, _, _)| resource(s, i, json!({}), "configaaaa1111"))
+                .collect();
+            let desired_names: HashSet<String> =
+                resources.iter().map(|r| r.name.clone()).collect();
+            let mut inventory = Inventory::default();
+            for (s, i, eks, managed) in &listed {
+                let object = live_from(&resource(s, i, json!({}), "configbbbb2222"), |o| {
+                    if *eks {
+                        o["metadata"]["labels"]["paasta.yelp.com/eks"] = json!("True");
+                    }
+                });
+                if *managed {
+                    inventory.managed.push(object);
+                } else {
+                    inventory.unmanaged.push(object);
+                }
+            }
+            let plan = plan_inventory(&desired(resources), &inventory, &Policy::default());
+            for orphan in &plan.orphans {
+                prop_assert!(!desired_names.contains(orphan.object.name()), "{}", orphan.subject);
+            }
+            for unmanaged in &plan.unmanaged {
+                let name = unmanaged.subject.rsplit('/').next().unwrap_or_default();
+                prop_assert!(!desired_names.contains(name), "{}", unmanaged.subject);
+            }
+            prop_assert!(plan.objects_with_several_steps().is_empty());
+            let writes: Vec<&str> = plan.writes().map(|e| e.subject.as_str()).collect();
+            let unique: HashSet<&str> = writes.iter().copied().collect();
+            prop_assert_eq!(writes.len(), unique.len());
+        }
+    }
+}

@@ -290,6 +290,15 @@ fn collect(desired: &mut DesiredSet, outcomes: Vec<Vec<(impl IntoNames, Outcome)
     }
 }
 
+/// Fails every instance whose object another instance renders too, in a
+/// set whose resources are sorted by namespace and name (a set assembled
+/// from services rendered one by one, as the daemon keeps them).
+pub fn reject_collisions(desired: &mut DesiredSet) {
+    if has_collision(&desired.resources) {
+        reject_name_collisions(desired);
+    }
+}
+
 /// Whether two resources, sorted by namespace and name, are the same object.
 fn has_collision(resources: &[DesiredResource]) -> bool {
     resources

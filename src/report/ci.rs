@@ -10,6 +10,7 @@
 //! JSON ([`json`], schema [`SCHEMA`]) or text ([`text`]).
 
 use crate::cli::plan_output;
+use crate::plan::inventory::Inventory;
 use crate::plan::{self, Action, LiveObject, Plan, PlanEntry, Policy, Reason};
 use crate::render::{DesiredResource, DesiredSet};
 use crate::value::{Value, yaml_out};
@@ -302,6 +303,9 @@ fn reason_words(reasons: &[Reason], live: bool) -> Vec<String> {
             Reason::PruneCancelled => {
                 words.push("cancels the prune in progress and runs it again".to_owned());
             }
+            Reason::OrphanMarkCleared => {
+                words.push("drops the pending prune".to_owned());
+            }
         }
     }
     let list = |paths: &[String]| {
@@ -545,8 +549,8 @@ pub fn compare_revisions(base: &DesiredSet, head: &DesiredSet, policy: &Policy) 
 /// The head revision's desired resources against live objects (listed from
 /// the cluster, read from a dump, or none), for one cluster.
 #[must_use]
-pub fn compare_live(head: &DesiredSet, live: &[LiveObject], policy: &Policy) -> ClusterDiff {
-    let plan = plan::plan(head, live, policy);
+pub fn compare_live(head: &DesiredSet, live: &Inventory, policy: &Policy) -> ClusterDiff {
+    let plan = plan::plan_inventory(head, live, policy);
     from_plan(&plan, head, &Sides::Live, |_| false)
 }
 

@@ -306,19 +306,9 @@ impl GitSource {
                 }
             }
         };
-        let snapshot = self.read_snapshot(&commit).map_err(read_error)?;
-        let author = commit.author();
-        let author = format!(
-            "{} <{}>",
-            String::from_utf8_lossy(author.name_bytes()),
-            String::from_utf8_lossy(author.email_bytes())
-        );
-        let subject = String::from_utf8_lossy(commit.message_bytes())
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
+        let update = self
+            .update_of(&commit, changed_services)
+            .map_err(read_error)?;
         // Recorded before it is handed out: an accepted commit that a
         // restart forgot would let a rewind to an older one through.
         let log_message = format!("flink-gitops: accept {revision}");
@@ -335,13 +325,57 @@ impl GitSource {
             revision: revision.clone(),
         });
         self.delivered_since_open = true;
-        Ok(FetchOutcome::Updated(GitUpdate {
+        Ok(FetchOutcome::Updated(update))
+    }
+
+    /// The last accepted commit as recorded in the cache, read without a
+    /// fetch: what a restarted daemon keeps reconciling while its first
+    /// fetch fails or is refused (nothing is pruned meanwhile). `None` once
+    /// a snapshot was handed out, or when nothing was ever accepted.
+    pub fn recorded(&mut self) -> Result<Option<GitUpdate>, GitError> {
+        let Some(last) = &self.last else {
+            return Ok(None);
+        };
+        if self.delivered_since_open {
+            return Ok(None);
+        }
+        let read_error = |e: git2::Error| GitError::ReadCommit {
+            url: self.display_url.clone(),
+            revision: last.revision.clone(),
+            reason: self.scrub(e.message(), None),
+        };
+        let commit = self.repo.find_commit(last.commit).map_err(read_error)?;
+        let update = self.update_of(&commit, None).map_err(read_error)?;
+        self.delivered_since_open = true;
+        Ok(Some(update))
+    }
+
+    /// `commit` read, with its author and subject.
+    fn update_of(
+        &self,
+        commit: &Commit<'_>,
+        changed_services: Option<BTreeSet<String>>,
+    ) -> Result<GitUpdate, git2::Error> {
+        let snapshot = self.read_snapshot(commit)?;
+        let author = commit.author();
+        let author = format!(
+            "{} <{}>",
+            String::from_utf8_lossy(author.name_bytes()),
+            String::from_utf8_lossy(author.email_bytes())
+        );
+        let subject = String::from_utf8_lossy(commit.message_bytes())
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        Ok(GitUpdate {
             snapshot,
             changed_services,
-            revision,
+            revision: commit.id().to_string(),
             author,
             subject,
-        }))
+        })
     }
 
     /// Fetches the branch into `refs/remotes/origin/<branch>` and returns the

@@ -92,7 +92,10 @@ impl DirListing {
             }
             match resolve(&entry, &canonical_root) {
                 Resolved::Dir => services.push((name, Ok(entry.path()))),
-                Resolved::File | Resolved::Other(_) => {}
+                // Plain files at the top are notes (PaaSTA reads none); a
+                // FIFO or a device is no note and may hide a service folder.
+                Resolved::File => {}
+                Resolved::Other(kind) => services.push((name, Err(not_a_folder(kind)))),
                 Resolved::Refused(reason) => services.push((name, Err(reason))),
             }
         }
@@ -1018,6 +1021,32 @@ mod tests {
     /// A folder that disappears between the listing and the read is not a
     /// service without files (whose instances would look removed): its
     /// service is refused, which makes it unknown.
+    /// A FIFO where a service folder was is refused (its service unknown),
+    /// never skipped as a note would be, and never opened.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_at_the_top_is_a_refused_service() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::write(root.join("README"), "notes").expect("write");
+        let status = std::process::Command::new("mkfifo")
+            .arg(root.join("svc"))
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+        let selection = FileSelection {
+            file_prefixes: vec!["flink".into()],
+            ..FileSelection::default()
+        };
+        let snapshot = read_dir(root, &selection).expect("snapshot");
+        let names: Vec<&String> = snapshot.services.keys().collect();
+        assert_eq!(names, ["svc"], "README is a note, svc is not");
+        assert_eq!(
+            snapshot.services["svc"].refused[0].reason,
+            "a FIFO, not a folder"
+        );
+    }
+
     #[test]
     fn a_service_folder_gone_after_the_listing_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");

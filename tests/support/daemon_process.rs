@@ -126,7 +126,14 @@ impl Daemon {
     /// Runs the daemon for cluster c1 against `server`, with `source`, its
     /// HTTP server on a free port, `leader_election` ([`LEADER_ELECTION`],
     /// [`NO_LEADER_ELECTION`]) and then `extra` in its configuration.
+    /// Without a `prune:` section in `extra`, prunes start at once
+    /// (`prune.grace: 0s`), as the protocol's tests expect.
     pub fn start(server: &FakeApiServer, source: &str, leader_election: &str, extra: &str) -> Self {
+        let extra = if extra.contains("prune:") {
+            extra.to_owned()
+        } else {
+            format!("{extra}\nprune: {{grace: 0s}}")
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = server.write_kubeconfig(dir.path());
         let port = free_port();

@@ -4,4 +4,5 @@
 pub mod daemon_process;
 pub mod fake_apiserver;
 pub mod git_repo;
+pub mod observe;
 pub mod scenario;

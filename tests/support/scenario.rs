@@ -131,7 +131,7 @@ impl Env {
         write_soa_configs(&env.path("soa"));
         env.write(
             "flink-gitops.yaml",
-            "cluster: c1\ndocker_registry: registry.example:443\napply:\n  retry_attempts: 3\n",
+            "cluster: c1\ndocker_registry: registry.example:443\napply:\n  retry_attempts: 3\nprune:\n  grace: 0s\n",
         );
         env
     }

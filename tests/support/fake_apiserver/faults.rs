@@ -28,6 +28,9 @@ pub struct Fault {
     pub retry_after: Option<u64>,
     pub times: usize,
     pub delay: Option<Duration>,
+    /// Answer `status` with this raw body instead of a Kubernetes Status
+    /// (a proxy's error page, a truncated reply).
+    pub raw_body: Option<String>,
 }
 
 impl Fault {
@@ -75,6 +78,17 @@ impl Fault {
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
+    }
+
+    /// The next matching request is answered `200 OK` with `body` as is
+    /// (not what the API server would send).
+    pub fn raw_ok(body: &str) -> Self {
+        Self {
+            status: 200,
+            times: 1,
+            raw_body: Some(body.to_owned()),
+            ..Self::default()
+        }
     }
 
     /// Also delay an error response.

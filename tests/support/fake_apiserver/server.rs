@@ -110,6 +110,10 @@ async fn handle(shared: Shared, request: Request) -> Response {
         if let Some(delay) = fault.delay {
             tokio::time::sleep(delay).await;
         }
+        if let Some(body) = fault.raw_body {
+            let code = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::OK);
+            return (code, [(header::CONTENT_TYPE, "text/html")], body).into_response();
+        }
         if fault.status != 0 {
             let message = if fault.status == 429 {
                 "Too many requests, please try again later.".to_owned()
