@@ -4,6 +4,7 @@
 //! exponential backoff and full jitter.
 
 use super::ApplyError;
+use super::gate::WriteGate;
 use super::retry::RetryPolicy;
 use crate::config::{ApplySettings, KindSettings};
 use crate::plan::Policy;
@@ -24,6 +25,8 @@ const PAGE_SIZE: u32 = 500;
 pub struct KubeCluster {
     client: kube::Client,
     retry: RetryPolicy,
+    /// Checked before every write attempt; `None`: always open.
+    gate: Option<WriteGate>,
 }
 
 /// A response: status, `Retry-After`, and the JSON body (or `Null`).
@@ -60,7 +63,21 @@ impl KubeCluster {
     /// Wraps a client; kube's own retry layer should be off (see `connect`).
     #[must_use]
     pub fn new(client: kube::Client, retry: RetryPolicy) -> Self {
-        KubeCluster { client, retry }
+        KubeCluster {
+            client,
+            retry,
+            gate: None,
+        }
+    }
+
+    /// This cluster with every write (any method but GET) passing `gate`
+    /// first; reads are never gated.
+    #[must_use]
+    pub fn gated(&self, gate: WriteGate) -> Self {
+        KubeCluster {
+            gate: Some(gate),
+            ..self.clone()
+        }
     }
 
     /// Connects with a kubeconfig file and context, or in-cluster
@@ -333,6 +350,15 @@ impl KubeCluster {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            if request.method() != Method::GET
+                && let Some(gate) = &self.gate
+                && let Err(refusal) = gate.check()
+            {
+                return Err(ApplyError::WriteRefused {
+                    subject: subject.to_owned(),
+                    reason: refusal.reason(),
+                });
+            }
             let copy = clone_request(&request);
             let outcome = self.client.send(copy.map(kube::client::Body::from)).await;
             let (retryable, server_delay, failure) = match outcome {

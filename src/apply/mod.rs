@@ -6,6 +6,7 @@
 
 mod cluster;
 pub mod events;
+pub mod gate;
 pub mod prune;
 mod retry;
 pub mod takeover;
@@ -56,6 +57,11 @@ pub enum ApplyError {
         "{subject} exists without PaaSTA's service/instance labels; it is not ours and is left untouched"
     )]
     NotOurs { subject: String },
+    #[error("{subject}: not written: {reason}")]
+    WriteRefused {
+        subject: String,
+        reason: &'static str,
+    },
     #[error("{subject}: the API server's reply cannot be read: {message}")]
     InvalidReply { subject: String, message: String },
     #[error("{subject}: the API server answered {code} {reason}: {message}")]
@@ -90,6 +96,7 @@ impl ApplyError {
             ApplyError::NotOurs { .. } => "not_ours",
             ApplyError::Transport { .. } => "transport",
             ApplyError::InvalidReply { .. } => "invalid_reply",
+            ApplyError::WriteRefused { .. } => "write_refused",
             ApplyError::Api { code, .. } if *code == 409 => "conflict",
             ApplyError::Api { code, .. } if *code == 422 => "invalid",
             ApplyError::Api { code, .. } if *code == 429 => "throttled",

@@ -1,7 +1,7 @@
 //! `flink-gitops run`: the reconciler daemon.
 
 use super::{CliError, ExitCode, RunArgs, load_settings};
-use crate::daemon::run::{DaemonOptions, run as run_daemon};
+use crate::daemon::run::{DaemonOptions, ShutdownRequests, run as run_daemon};
 use std::io::Write;
 
 pub fn run(
@@ -19,41 +19,47 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(CliError::Write)?;
+    let options = DaemonOptions {
+        settings,
+        cluster,
+        kubeconfig: args.kube.kubeconfig.clone(),
+        context: args.kube.context.clone(),
+    };
+    // The signal handlers need the runtime.
     runtime
-        .block_on(run_daemon(
-            DaemonOptions {
-                settings,
-                cluster,
-                kubeconfig: args.kube.kubeconfig.clone(),
-                context: args.kube.context.clone(),
-            },
-            shutdown_signal(),
-        ))
+        .block_on(async { run_daemon(options, shutdown_requests()).await })
         .map_err(|e| CliError::Daemon(e.to_string()))?;
     Ok(ExitCode::Success)
 }
 
-/// SIGTERM (Kubernetes) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
+/// One message per SIGTERM (Kubernetes) or Ctrl-C, for as long as the
+/// daemon runs.
+fn shutdown_requests() -> ShutdownRequests {
+    let (requests, received) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        #[cfg(unix)]
         let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let terminate = async {
+                match term.as_mut() {
+                    Some(term) => {
+                        term.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
             };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            #[cfg(not(unix))]
+            let terminate = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                () = terminate => {},
+            }
+            if requests.send(()).await.is_err() {
+                return;
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("shutdown requested");
+    });
+    received
 }

@@ -61,6 +61,18 @@ pub struct Settings {
     /// Bounds on what one soa-configs file may make the loader do.
     #[serde(default)]
     pub limits: Limits,
+    /// How long the daemon lets the cycle in flight end after a shutdown
+    /// request (it writes nothing more meanwhile) before abandoning it and
+    /// releasing its Lease. Keep it under the pod's grace period.
+    #[serde(
+        default = "default_shutdown_timeout",
+        deserialize_with = "super::daemon_settings::duration"
+    )]
+    pub shutdown_timeout: std::time::Duration,
+}
+
+fn default_shutdown_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
 }
 
 /// What pruning does with a cluster whose instance left soa-configs.
@@ -294,6 +306,7 @@ impl Default for Settings {
             leader_election: super::daemon_settings::LeaderSettings::default(),
             notifications: super::report_settings::NotificationSettings::default(),
             limits: Limits::default(),
+            shutdown_timeout: default_shutdown_timeout(),
         }
     }
 }

@@ -15,9 +15,14 @@
 //! - A leader that cannot renew steps down (publishes `false`) a
 //!   `retry_period` before the lease runs out, so no standby can take over
 //!   while it still believes it leads.
-//! - On shutdown the leader releases the Lease (empty `holderIdentity`,
+//! - Writes pass a [`WriteGate`] that the elector opens up to its renew
+//!   deadline after each successful renewal, so writing stops on time even
+//!   if this task is starved.
+//! - On shutdown (which the daemon signals only once its cycle has stopped
+//!   writing) the leader releases the Lease (empty `holderIdentity`,
 //!   `leaseDurationSeconds: 1`), so a standby takes over in its next round.
 
+use crate::apply::gate::WriteGate;
 use crate::apply::{ApplyError, KubeCluster};
 use crate::config::daemon_settings::LeaderSettings;
 use http::{Method, StatusCode};
@@ -41,6 +46,8 @@ pub struct LeaderElector {
     /// our clock): the basis of the expiry decision.
     observed: Option<(Json, Instant)>,
     leader: bool,
+    /// Opened up to the renew deadline after each successful renewal.
+    gate: WriteGate,
 }
 
 /// What a `GET` of the Lease found.
@@ -68,7 +75,17 @@ impl LeaderElector {
             retry_period: settings.retry_period.max(Duration::from_millis(10)),
             observed: None,
             leader: false,
+            gate: WriteGate::for_leader(),
         }
+    }
+
+    /// Grants writes through `gate` while this elector leads, each time up
+    /// to its renew deadline.
+    #[must_use]
+    pub fn with_gate(mut self, gate: WriteGate) -> Self {
+        gate.revoke();
+        self.gate = gate;
+        self
     }
 
     /// This elector's identity, the Lease's `holderIdentity` while it leads.
@@ -234,10 +251,12 @@ impl LeaderElector {
             match outcome {
                 Ok(Ok(true)) => {
                     renewed = Some(started);
+                    self.gate.grant_until(started + renew_deadline);
                     publish(true);
                 }
                 Ok(Ok(false)) => {
                     renewed = None;
+                    self.gate.revoke();
                     publish(false);
                 }
                 Ok(Err(error)) => {
@@ -257,6 +276,7 @@ impl LeaderElector {
                     );
                     self.leader = false;
                     renewed = None;
+                    self.gate.revoke();
                     publish(false);
                 } else {
                     wake = wake.min(at + renew_deadline);
@@ -268,6 +288,7 @@ impl LeaderElector {
                 () = tokio::time::sleep_until(wake) => {}
             }
         }
+        self.gate.revoke();
         publish(false);
         let holds = self.leader
             || self.observed.as_ref().is_some_and(|(spec, _)| {

@@ -9,6 +9,7 @@ use super::hooks::HookSecrets;
 use super::http::{self, HttpState, Trigger};
 use super::leader::{LeaderElector, default_identity};
 use super::metrics::{Metrics, NotificationTotals};
+use crate::apply::gate::WriteGate;
 use crate::apply::{self, ApplyOptions, KubeCluster};
 use crate::config::{PruneMode, Settings};
 use crate::plan::prune::{EMPTY_TREE, PruneInputs, plan_prunes};
@@ -34,6 +35,11 @@ pub struct DaemonOptions {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
 }
+
+/// Shutdown requests (SIGTERM, Ctrl-C), one message each: the first stops
+/// all writing and lets the cycle in flight end; a second, or
+/// `shutdown_timeout` after the first, abandons that cycle.
+pub type ShutdownRequests = mpsc::Receiver<()>;
 
 /// Why the daemon could not start (once running, errors are reported, not fatal).
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +177,7 @@ struct Shared {
 /// Runs until `shutdown` resolves; the current cycle always finishes.
 pub async fn run(
     options: DaemonOptions,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    mut shutdown: ShutdownRequests,
 ) -> Result<(), DaemonError> {
     let DaemonOptions {
         settings,
@@ -193,8 +199,16 @@ pub async fn run(
         },
         (None, None) => return Err(DaemonError::NoSource),
     };
-    let cluster =
+    let ungated =
         KubeCluster::connect(kubeconfig.as_deref(), context.as_deref(), &settings.apply).await?;
+    // Every write but the Lease's passes the gate: leadership (up to the
+    // renew deadline) and shutdown close it.
+    let gate = if settings.leader_election.enabled {
+        WriteGate::for_leader()
+    } else {
+        WriteGate::open()
+    };
+    let cluster = ungated.gated(gate.clone());
     let job_template = match &settings.prune.job_template {
         Some(template) => template.clone(),
         None => shutdown_job::default_template().map_err(DaemonError::JobTemplate)?,
@@ -211,6 +225,10 @@ pub async fn run(
     // Capacity 1: a burst of triggers coalesces into one pending cycle.
     let (trigger_tx, mut trigger_rx) = mpsc::channel::<Trigger>(1);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (release_tx, release_rx) = watch::channel(false);
+    // Set when the cycle in flight must be abandoned (a second request, or
+    // shutdown_timeout after the first).
+    let (abandon_tx, abandon_rx) = watch::channel(false);
     let stopped = {
         let stop_rx = stop_rx.clone();
         move || {
@@ -251,12 +269,18 @@ pub async fn run(
             .clone()
             .unwrap_or_else(default_identity);
         let elector = LeaderElector::new(
-            cluster.clone(),
+            ungated.clone(),
             &settings.leader_election,
             identity,
             namespace,
-        );
-        Some(tokio::spawn(elector.run(leader_tx, stopped())))
+        )
+        .with_gate(gate.clone());
+        // Released only once this process has stopped writing.
+        let mut released = release_rx.clone();
+        let release = async move {
+            let _ = released.wait_for(|release| *release).await;
+        };
+        Some(tokio::spawn(elector.run(leader_tx, release)))
     } else {
         None
     };
@@ -281,15 +305,30 @@ pub async fn run(
 
     tokio::spawn({
         let stop_tx = stop_tx.clone();
+        let gate = gate.clone();
+        let timeout = settings.shutdown_timeout;
         async move {
-            shutdown.await;
+            if shutdown.recv().await.is_none() {
+                return;
+            }
+            gate.shut();
+            tracing::info!(
+                "shutdown requested: writing stopped; the cycle in flight ends, or is abandoned after {} or at a second request",
+                humantime::format_duration(timeout)
+            );
             let _ = stop_tx.send(true);
+            tokio::select! {
+                _ = shutdown.recv() => tracing::warn!("second shutdown request: abandoning the cycle in flight"),
+                () = tokio::time::sleep(timeout) => tracing::warn!("shutdown_timeout elapsed: abandoning the cycle in flight"),
+            }
+            let _ = abandon_tx.send(true);
         }
     });
 
     let mut engine = Engine::new(settings.clone(), cluster_name.clone());
     let mut reconciler = Reconciler {
         settings: &settings,
+        gate: &gate,
         cluster: &cluster,
         cluster_name: &cluster_name,
         job_template: &job_template,
@@ -318,12 +357,20 @@ pub async fn run(
         };
         let is_leader = *leader_rx.borrow();
         shared.metrics.set_leader(is_leader);
-        reconciler
-            .cycle(&mut source, &mut engine, trigger, is_leader)
-            .await;
+        let cycle = reconciler.cycle(&mut source, &mut engine, trigger, is_leader);
+        let mut abandon = abandon_rx.clone();
+        let finished = tokio::select! {
+            () = cycle => true,
+            _ = abandon.wait_for(|abandon| *abandon) => false,
+        };
+        if !finished {
+            break;
+        }
     }
-    tracing::info!("shutting down: the last cycle finished");
+    tracing::info!("shutting down: no cycle is writing any more");
     drop(reconciler);
+    gate.shut();
+    let _ = release_tx.send(true);
     if !notifier.shutdown(std::time::Duration::from_secs(10)).await {
         tracing::warn!("some deployment events were not delivered before shutdown");
     }
@@ -346,6 +393,8 @@ struct Published {
 
 struct Reconciler<'a> {
     settings: &'a Settings,
+    /// Open while this process may write (leader, not shutting down).
+    gate: &'a WriteGate,
     cluster: &'a KubeCluster,
     cluster_name: &'a str,
     job_template: &'a Json,
@@ -529,7 +578,10 @@ impl Reconciler<'_> {
             let report = apply::execute_at(&plan, self.cluster, &options, revision).await;
             for write in report.failures() {
                 if let Err(error) = &write.outcome {
-                    self.shared.metrics.error(error.category());
+                    // A refused write is this replica standing down, not a fault.
+                    if !matches!(error, apply::ApplyError::WriteRefused { .. }) {
+                        self.shared.metrics.error(error.category());
+                    }
                     failures.insert(write.subject.clone(), error.to_string());
                 }
             }
@@ -674,6 +726,12 @@ impl Reconciler<'_> {
     /// state; `failed` on a failed state or after the timeout.
     fn watch_readiness(&mut self, live: &[plan::LiveObject]) {
         if self.pending_ready.is_empty() {
+            return;
+        }
+        // Outcomes are the writer's to announce: a replica that stopped
+        // leading leaves them to the new leader.
+        if !self.gate.is_open() {
+            self.pending_ready.clear();
             return;
         }
         let notifications = &self.settings.notifications;

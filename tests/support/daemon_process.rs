@@ -245,11 +245,22 @@ impl Daemon {
 
     /// SIGTERM, then waits up to 20 s for the exit (killed after that):
     /// the exit code (none when killed) and the whole stderr.
-    pub fn terminate(mut self) -> (Option<i32>, String) {
+    pub fn terminate(self) -> (Option<i32>, String) {
+        self.send_term();
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn send_term(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
+    }
+
+    /// Waits up to `patience` for the exit (killed after that): the exit
+    /// code (none when killed) and the whole stderr.
+    pub fn wait_exit(mut self, patience: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + patience;
         let code = loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 break status.code();

@@ -122,6 +122,8 @@ pub struct RecordedRequest {
     /// `Null` when empty.
     pub body: Json,
     pub user_agent: Option<String>,
+    /// When it arrived, before any injected delay.
+    pub at: std::time::Instant,
     /// The status of the injected fault that answered it, if any
     /// (`Some(0)` for a delay-only fault).
     pub fault: Option<u16>,

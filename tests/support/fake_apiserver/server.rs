@@ -102,6 +102,7 @@ async fn handle(shared: Shared, request: Request) -> Response {
             content_type: incoming.content_type.clone(),
             body: incoming.body.clone(),
             user_agent: incoming.user_agent.clone(),
+            at: std::time::Instant::now(),
             fault: fault.as_ref().map(|f| f.status),
         });
         fault
