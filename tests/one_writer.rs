@@ -217,3 +217,74 @@ fn a_second_sigterm_ends_a_stuck_cycle() {
     );
     assert!(log.contains("second shutdown request"), "{log}");
 }
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn a_hook_sent_to_the_standby_is_applied_by_the_leader() {
+    let _serial = serial();
+    let server = daemon_server();
+    let repo = support::git_repo::GitRepo::new();
+    let secrets = tempfile::tempdir().expect("secrets");
+    let secret = secrets.path().join("generic");
+    std::fs::write(&secret, "generic-secret\n").expect("secret");
+    let hooks = format!("hooks: {{generic_secret_file: '{}'}}", secret.display());
+    let caches = [
+        tempfile::tempdir().expect("cache"),
+        tempfile::tempdir().expect("cache"),
+    ];
+    // Polling once an hour: only a hook makes either replica fetch.
+    let replicas: Vec<Daemon> = caches
+        .iter()
+        .map(|cache| {
+            Daemon::start(
+                &server,
+                &repo.source(cache.path(), "1h", ""),
+                LEADER_ELECTION,
+                &hooks,
+            )
+        })
+        .collect();
+    wait_for("one leader", PATIENCE, || {
+        replicas
+            .iter()
+            .filter(|d| d.status()["leader"] == serde_json::json!(true))
+            .count()
+            == 1
+    });
+    wait_for("the first apply", PATIENCE, || {
+        support::daemon_process::flink(&server, "beta--svc-main").is_some()
+    });
+    let standby = replicas
+        .iter()
+        .find(|d| d.status()["leader"] == serde_json::json!(false))
+        .expect("a standby");
+    repo.write(
+        "beta_svc/flink-c1.yaml",
+        "main: {job_type: stateless, parallelism: 4}\n",
+    );
+    let pushed = repo.commit("beta: four");
+    let body = format!(r#"{{"ref": "refs/heads/master", "after": "{pushed}"}}"#).into_bytes();
+    let signature = ("X-Flink-Gitops-Signature", sign("generic-secret", &body));
+    let sent = Instant::now();
+    assert_eq!(standby.post_hook(&[signature], &body), Some(202));
+    wait_for(
+        "the leader applied the push",
+        Duration::from_secs(10),
+        || {
+            support::daemon_process::flink(&server, "beta--svc-main")
+                .is_some_and(|o| o["spec"]["parallelism"] == serde_json::json!(4))
+        },
+    );
+    // Two retry periods (300 ms each) and a cycle.
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+}

@@ -22,13 +22,17 @@
 //!   writing) the leader releases the Lease (empty `holderIdentity`,
 //!   `leaseDurationSeconds: 1`), so a standby takes over in its next round.
 
+use super::http::Trigger;
 use crate::apply::gate::WriteGate;
 use crate::apply::{ApplyError, KubeCluster};
 use crate::config::daemon_settings::LeaderSettings;
 use http::{Method, StatusCode};
 use serde_json::{Value as Json, json};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const API_VERSION: &str = "coordination.k8s.io/v1";
@@ -48,7 +52,46 @@ pub struct LeaderElector {
     leader: bool,
     /// Opened up to the renew deadline after each successful renewal.
     gate: WriteGate,
+    /// Push hooks that reached this replica while it stands by, relayed to
+    /// the leader through the Lease.
+    relay: FetchRelay,
+    /// The last value of [`ANNOTATION_FETCH_REQUESTED`] seen (`None`:
+    /// not read yet; `Some(None)`: absent).
+    relay_seen: Option<Option<String>>,
 }
+
+/// Relays fetch requests from standbys to the leader through the Lease's
+/// annotation [`ANNOTATION_FETCH_REQUESTED`]: a standby that accepted a
+/// push hook writes a new value there (a guarded replace, like a renewal);
+/// the leader reads the Lease on every round and fetches when the value
+/// changed. A hook sent to any replica thus reaches the leader within about
+/// two `retry_period`s.
+#[derive(Clone, Default)]
+pub struct FetchRelay {
+    /// Set by the daemon when a hook arrives on a standby.
+    pending: Arc<AtomicBool>,
+    /// Where the leader sends a fetch.
+    triggers: Option<mpsc::Sender<Trigger>>,
+}
+
+impl FetchRelay {
+    /// A relay that hands the leader's fetches to `triggers`.
+    #[must_use]
+    pub fn new(triggers: mpsc::Sender<Trigger>) -> Self {
+        FetchRelay {
+            pending: Arc::new(AtomicBool::new(false)),
+            triggers: Some(triggers),
+        }
+    }
+
+    /// Asks the leader to fetch (called on a standby).
+    pub fn request(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The Lease annotation through which standbys ask the leader to fetch.
+pub const ANNOTATION_FETCH_REQUESTED: &str = "flink-gitops/fetch-requested";
 
 /// What a `GET` of the Lease found.
 enum Current {
@@ -76,7 +119,16 @@ impl LeaderElector {
             observed: None,
             leader: false,
             gate: WriteGate::for_leader(),
+            relay: FetchRelay::default(),
+            relay_seen: None,
         }
+    }
+
+    /// Relays push hooks between replicas through the Lease.
+    #[must_use]
+    pub fn with_relay(mut self, relay: FetchRelay) -> Self {
+        self.relay = relay;
+        self
     }
 
     /// Grants writes through `gate` while this elector leads, each time up
@@ -133,6 +185,19 @@ impl LeaderElector {
         };
         let holder = text(&spec, "holderIdentity").unwrap_or_default();
         let holds = holder == self.identity;
+        let requested = fetch_requested(&live);
+        if holds
+            && self
+                .relay_seen
+                .as_ref()
+                .is_some_and(|seen| *seen != requested)
+        {
+            if let Some(triggers) = &self.relay.triggers {
+                tracing::info!(lease = %self.subject(), "a standby relayed a push hook: fetching");
+                let _ = triggers.try_send(Trigger::Hook);
+            }
+        }
+        self.relay_seen = Some(requested);
         if !holds && !holder.is_empty() {
             let duration = spec
                 .get("leaseDurationSeconds")
@@ -141,6 +206,7 @@ impl LeaderElector {
                 .map_or(self.lease_duration, Duration::from_secs);
             if now.duration_since(observed_at) < duration {
                 self.set_leader(false, &holder);
+                self.relay_to_leader(&live).await;
                 return Ok(false);
             }
             tracing::info!(
@@ -173,6 +239,32 @@ impl LeaderElector {
                 self.observed = None;
                 self.set_leader(false, "");
                 Ok(false)
+            }
+        }
+    }
+
+    /// Writes a new fetch request on the Lease when a hook is pending here
+    /// (a standby): guarded by the resourceVersion like every Lease write,
+    /// retried next round when the leader renewed meanwhile.
+    async fn relay_to_leader(&mut self, live: &Json) {
+        if !self.relay.pending.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let value = format!("{} {}", self.identity, micro_time(SystemTime::now()));
+        let mut lease = live.clone();
+        lease["metadata"]["annotations"][ANNOTATION_FETCH_REQUESTED] = json!(value);
+        let spec = live.get("spec").cloned().unwrap_or_else(|| json!({}));
+        match self.replace(&lease, spec).await {
+            // Not observed: a write of ours must not delay the expiry of
+            // the holder's record.
+            Ok(Some(_)) => {
+                self.relay_seen = Some(Some(value));
+                tracing::info!(lease = %self.subject(), "relayed a push hook to the leader");
+            }
+            Ok(None) => self.relay.request(),
+            Err(error) => {
+                self.relay.request();
+                tracing::warn!(lease = %self.subject(), %error, "could not relay a push hook to the leader");
             }
         }
     }
@@ -423,6 +515,14 @@ impl LeaderElector {
         }
         Ok(Some(body))
     }
+}
+
+fn fetch_requested(lease: &Json) -> Option<String> {
+    lease
+        .pointer("/metadata/annotations")?
+        .get(ANNOTATION_FETCH_REQUESTED)?
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn text(spec: &Json, key: &str) -> Option<String> {

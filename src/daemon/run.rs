@@ -7,7 +7,7 @@
 use super::engine::{Engine, changed_services};
 use super::hooks::HookSecrets;
 use super::http::{self, HttpState, Trigger};
-use super::leader::{LeaderElector, default_identity};
+use super::leader::{FetchRelay, LeaderElector, default_identity};
 use super::metrics::{Metrics, NotificationTotals};
 use crate::apply::gate::WriteGate;
 use crate::apply::{self, ApplyOptions, KubeCluster};
@@ -256,6 +256,7 @@ pub async fn run(
     let server = tokio::spawn(http::serve(listener, http_state, stopped()));
 
     let (leader_tx, leader_rx) = watch::channel(!settings.leader_election.enabled);
+    let relay = FetchRelay::new(trigger_tx.clone());
     let elector = if settings.leader_election.enabled {
         let namespace = settings
             .leader_election
@@ -274,7 +275,8 @@ pub async fn run(
             identity,
             namespace,
         )
-        .with_gate(gate.clone());
+        .with_gate(gate.clone())
+        .with_relay(relay.clone());
         // Released only once this process has stopped writing.
         let mut released = release_rx.clone();
         let release = async move {
@@ -357,6 +359,9 @@ pub async fn run(
         };
         let is_leader = *leader_rx.borrow();
         shared.metrics.set_leader(is_leader);
+        if trigger == Trigger::Hook && !is_leader {
+            relay.request();
+        }
         let cycle = reconciler.cycle(&mut source, &mut engine, trigger, is_leader);
         let mut abandon = abandon_rx.clone();
         let finished = tokio::select! {
