@@ -191,11 +191,10 @@ impl LeaderElector {
                 .relay_seen
                 .as_ref()
                 .is_some_and(|seen| *seen != requested)
+            && let Some(triggers) = &self.relay.triggers
         {
-            if let Some(triggers) = &self.relay.triggers {
-                tracing::info!(lease = %self.subject(), "a standby relayed a push hook: fetching");
-                let _ = triggers.try_send(Trigger::Hook);
-            }
+            tracing::info!(lease = %self.subject(), "a standby relayed a push hook: fetching");
+            let _ = triggers.try_send(Trigger::Hook);
         }
         self.relay_seen = Some(requested);
         if !holds && !holder.is_empty() {
