@@ -57,6 +57,10 @@ pub enum ApplyError {
         "{subject} exists without PaaSTA's service/instance labels; it is not ours and is left untouched"
     )]
     NotOurs { subject: String },
+    #[error(
+        "{subject}: a shutdown Job left over from an earlier prune was in the way and is deleted; this prune's Job is created next cycle"
+    )]
+    StaleJob { subject: String },
     #[error("{subject}: not written: {reason}")]
     WriteRefused {
         subject: String,
@@ -97,6 +101,7 @@ impl ApplyError {
             ApplyError::Transport { .. } => "transport",
             ApplyError::InvalidReply { .. } => "invalid_reply",
             ApplyError::WriteRefused { .. } => "write_refused",
+            ApplyError::StaleJob { .. } => "stale_job",
             ApplyError::Api { code, .. } if *code == 409 => "conflict",
             ApplyError::Api { code, .. } if *code == 422 => "invalid",
             ApplyError::Api { code, .. } if *code == 429 => "throttled",
@@ -244,6 +249,22 @@ pub async fn execute_at(
     .collect::<Vec<_>>()
     .await;
     report.writes = writes;
+    if !options.dry_run {
+        for object in &plan.release_marks {
+            let outcome = prune::release_mark(cluster, object, &options.policy.field_manager).await;
+            if outcome.is_ok() {
+                tracing::info!(subject = %object.subject(), "pending prune dropped: the object is wanted again");
+            }
+            let (service, instance) = object.identity().unwrap_or_default();
+            report.writes.push(WriteResult {
+                service: service.to_owned(),
+                instance: instance.to_owned(),
+                subject: object.subject(),
+                action: "release-mark",
+                outcome,
+            });
+        }
+    }
     report.writes.sort_by(|a, b| a.subject.cmp(&b.subject));
     report
 }
@@ -258,9 +279,15 @@ async fn write(
     let Some(request) = &entry.apply else {
         return Ok(());
     };
+    let live_uid = entry
+        .live
+        .as_ref()
+        .and_then(|live| live.pointer("/metadata/uid"))
+        .and_then(Json::as_str);
     if request.only_clears_orphan_mark(&entry.action) {
         if !options.dry_run {
-            prune::clear_orphan_mark(cluster, request, &options.policy.field_manager).await?;
+            prune::clear_orphan_mark(cluster, request, live_uid, &options.policy.field_manager)
+                .await?;
             tracing::info!(subject = %entry.subject, "pending prune dropped: the instance is back in git");
         }
         return Ok(());
@@ -282,11 +309,13 @@ async fn write(
     let applied = cluster
         .apply(request, &options.policy.field_manager, options.dry_run)
         .await?;
+    let applied_uid = applied.pointer("/metadata/uid").and_then(Json::as_str);
     if request.cancel_prune && !options.dry_run {
-        prune::cancel(cluster, request, &options.policy.field_manager).await?;
+        prune::cancel(cluster, request, applied_uid, &options.policy.field_manager).await?;
         tracing::info!(subject = %entry.subject, "prune cancelled: the instance is back in git");
     } else if request.clear_orphan_mark && !options.dry_run {
-        prune::clear_orphan_mark(cluster, request, &options.policy.field_manager).await?;
+        prune::clear_orphan_mark(cluster, request, applied_uid, &options.policy.field_manager)
+            .await?;
         tracing::info!(subject = %entry.subject, "pending prune dropped: the instance is back in git");
     }
     tracing::info!(subject = %entry.subject, action = entry.action.name(), dry_run = options.dry_run, "applied");

@@ -8,7 +8,7 @@
 use super::{ApplyError, KubeCluster};
 use crate::plan::prune::{
     ANNOTATION_ORPHANED_SINCE, ANNOTATION_REQUESTED_AT, ANNOTATION_REVISION, PruneAction,
-    PruneEntry, PrunePlan,
+    PruneEntry, PrunePlan, job_is_for,
 };
 use crate::plan::{ApplyRequest, LiveObject};
 use crate::render::meta;
@@ -145,18 +145,19 @@ async fn step(
     match entry.action {
         PruneAction::MarkOrphaned => mark_orphaned(cluster, live, field_manager, now).await,
         PruneAction::Signal { create_job } => {
-            signal(cluster, live, field_manager, revision, now).await?;
+            let requested_at = humantime::format_rfc3339_seconds(now).to_string();
+            signal(cluster, live, field_manager, revision, &requested_at).await?;
             if create_job {
-                create_job_for(cluster, live, job_template).await?;
+                create_job_for(cluster, live, job_template, &requested_at).await?;
             }
             Ok(())
         }
-        PruneAction::CreateJob => create_job_for(cluster, live, job_template).await,
-        PruneAction::Retry => {
-            if let Some((name, _)) = &entry.job {
+        PruneAction::CreateJob | PruneAction::Retry => {
+            let requested_at = live.annotation(ANNOTATION_REQUESTED_AT).unwrap_or_default();
+            if let (PruneAction::Retry, Some((name, _))) = (&entry.action, &entry.job) {
                 delete_job(cluster, live.namespace(), name).await?;
             }
-            create_job_for(cluster, live, job_template).await
+            create_job_for(cluster, live, job_template, requested_at).await
         }
         PruneAction::Delete => delete_resource(cluster, live).await,
         PruneAction::Pending { .. }
@@ -193,12 +194,12 @@ async fn signal(
     live: &LiveObject,
     field_manager: &str,
     revision: &str,
-    now: SystemTime,
+    requested_at: &str,
 ) -> Result<(), ApplyError> {
     let mut annotations = json!({
         meta::ANNOTATION_DESIRED_STATE: "stop",
         meta::ANNOTATION_LEGACY_DESIRED_STATE: "stop",
-        ANNOTATION_REQUESTED_AT: humantime::format_rfc3339_seconds(now).to_string(),
+        ANNOTATION_REQUESTED_AT: requested_at,
         ANNOTATION_REVISION: revision,
     });
     // The apply replaces the prune manager's fields: keep the mark.
@@ -215,6 +216,10 @@ struct Target<'a> {
     plural: &'a str,
     namespace: &'a str,
     name: &'a str,
+    /// The uid of the object planned for: the apply server-side fails
+    /// instead of creating an object deleted meanwhile, or writing to one
+    /// recreated under the same name.
+    uid: Option<&'a str>,
 }
 
 impl<'a> Target<'a> {
@@ -225,16 +230,18 @@ impl<'a> Target<'a> {
             plural: &live.plural,
             namespace: live.namespace(),
             name: live.name(),
+            uid: live.object.pointer("/metadata/uid").and_then(Json::as_str),
         }
     }
 
-    fn of_request(request: &'a ApplyRequest) -> Self {
+    fn of_request(request: &'a ApplyRequest, uid: Option<&'a str>) -> Self {
         Target {
             api_version: &request.api_version,
             kind: &request.kind,
             plural: &request.plural,
             namespace: &request.namespace,
             name: &request.name,
+            uid,
         }
     }
 }
@@ -248,6 +255,9 @@ async fn apply_as_prune_manager(
     field_manager: &str,
 ) -> Result<(), ApplyError> {
     let mut metadata = json!({"name": target.name, "namespace": target.namespace});
+    if let Some(uid) = target.uid {
+        metadata["uid"] = json!(uid);
+    }
     if let Some(annotations) = annotations {
         metadata["annotations"] = annotations;
     }
@@ -279,8 +289,12 @@ async fn create_job_for(
     cluster: &KubeCluster,
     live: &LiveObject,
     template: &Json,
+    requested_at: &str,
 ) -> Result<(), ApplyError> {
-    let job = shutdown_job::build(template, &live.object);
+    let mut job = shutdown_job::build(template, &live.object);
+    // Ties the Job to this prune: a Job left over from an earlier one is
+    // never taken for this one's savepoint.
+    job["metadata"]["annotations"][ANNOTATION_REQUESTED_AT] = json!(requested_at);
     let name = job
         .pointer("/metadata/name")
         .and_then(Json::as_str)
@@ -297,10 +311,21 @@ async fn create_job_for(
             &subject,
         )
         .await?;
-    // A deterministic name makes the create idempotent: an existing Job is
-    // ours from an earlier cycle (or a restarted reconciler), adopt it.
+    // A deterministic name makes the create idempotent: an existing Job of
+    // this prune (an earlier cycle, a restarted reconciler) is adopted; one
+    // left over from an earlier prune is deleted, and the next cycle
+    // creates this prune's.
     if status == StatusCode::CONFLICT {
-        return Ok(());
+        let uri = format!("{uri}/{name}");
+        let (status, existing) = cluster
+            .call(Method::GET, &uri, None, None, &subject)
+            .await?;
+        expect(status, &existing, &subject)?;
+        if job_is_for(&existing, live, requested_at) {
+            return Ok(());
+        }
+        delete_job(cluster, live.namespace(), &name).await?;
+        return Err(ApplyError::StaleJob { subject });
     }
     expect(status, &reply, &subject)
 }
@@ -358,18 +383,21 @@ async fn delete_background(
 
 /// After a cancelled prune: drop the signal's fields (an empty apply under
 /// the prune manager) and delete the shutdown Job.
+/// The Job goes first: should its delete fail, the signal stays, and the
+/// next cycle cancels again instead of forgetting the Job.
 pub async fn cancel(
     cluster: &KubeCluster,
     request: &ApplyRequest,
+    uid: Option<&str>,
     field_manager: &str,
 ) -> Result<(), ApplyError> {
-    clear_orphan_mark(cluster, request, field_manager).await?;
     delete_job(
         cluster,
         &request.namespace,
         &shutdown_job::job_name(&request.name),
     )
-    .await
+    .await?;
+    clear_orphan_mark(cluster, request, uid, field_manager).await
 }
 
 /// Drops every field the prune manager owns (the orphan mark, a stop
@@ -377,9 +405,25 @@ pub async fn cancel(
 pub async fn clear_orphan_mark(
     cluster: &KubeCluster,
     request: &ApplyRequest,
+    uid: Option<&str>,
     field_manager: &str,
 ) -> Result<(), ApplyError> {
-    apply_as_prune_manager(cluster, &Target::of_request(request), None, field_manager).await
+    apply_as_prune_manager(
+        cluster,
+        &Target::of_request(request, uid),
+        None,
+        field_manager,
+    )
+    .await
+}
+
+/// Drops the orphan mark of an object that is no orphan any more.
+pub async fn release_mark(
+    cluster: &KubeCluster,
+    live: &LiveObject,
+    field_manager: &str,
+) -> Result<(), ApplyError> {
+    apply_as_prune_manager(cluster, &Target::of(live), None, field_manager).await
 }
 
 /// Lists the shutdown Jobs in `namespace`, keyed by (namespace, name).

@@ -80,7 +80,17 @@ pub async fn plan_against_cluster(
         selected || rendered.contains(&(object.namespace(), object.name()))
     });
     let policy = options(&settings, false).policy;
-    let plan = plan::plan_inventory(&desired, &live, &policy);
+    let mut plan = plan::plan_inventory(&desired, &live, &policy);
+    if args.service.is_some() || args.instance.is_some() {
+        // Another service or instance may render what the selection
+        // dropped: only what the whole tree does not want is an orphan.
+        let whole = render::render(
+            &config::load(&snapshot, &settings, &cluster_name, None),
+            &settings,
+            None,
+        );
+        plan::hold_orphans_wanted_by(&mut plan, &plan::wanted::WantedNames::of(&whole));
+    }
     let jobs = crate::apply::read_shutdown_jobs(&cluster, &plan.orphans)
         .await
         .map_err(CliError::Cluster)?;
@@ -99,6 +109,7 @@ pub async fn plan_against_cluster(
             allow_mass_prune,
             source_problem,
             now: std::time::SystemTime::now(),
+            field_manager: &settings.apply.field_manager,
         },
     );
     Ok(LivePlan {

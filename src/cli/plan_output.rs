@@ -398,6 +398,7 @@ mod tests {
             entries: vec![e],
             orphans: vec![],
             unmanaged: vec![],
+            release_marks: vec![],
         };
         let parsed: Json = serde_json::from_str(&json(&plan)).expect("json");
         assert_eq!(parsed["schema"], "flink-gitops/plan/v1");

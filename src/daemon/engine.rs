@@ -145,6 +145,17 @@ impl Engine {
             .any(|d| d.unknown_services.is_empty())
     }
 
+    /// What every service wants, for holding back the orphans of a plan of
+    /// some services.
+    #[must_use]
+    pub fn wanted(&self) -> crate::plan::wanted::WantedNames {
+        let mut wanted = crate::plan::wanted::WantedNames::default();
+        for desired in self.services.values() {
+            wanted.add(desired);
+        }
+        wanted
+    }
+
     /// How many services the engine knows.
     #[must_use]
     pub fn service_count(&self) -> usize {

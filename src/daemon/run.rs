@@ -543,7 +543,11 @@ impl Reconciler<'_> {
             field_manager: self.settings.apply.field_manager.clone(),
             takeover_managers: self.settings.apply.takeover_managers.clone(),
         };
-        let plan = plan::plan_inventory(&desired, &live, &policy);
+        let mut plan = plan::plan_inventory(&desired, &live, &policy);
+        if scope.is_some() {
+            // Another service may render what a pushed service dropped.
+            plan::hold_orphans_wanted_by(&mut plan, &engine.wanted());
+        }
         let jobs = apply::read_shutdown_jobs(self.cluster, &plan.orphans).await?;
         let prunes = plan_prunes(
             &plan.orphans,
@@ -558,6 +562,7 @@ impl Reconciler<'_> {
                     None => None,
                 },
                 now: SystemTime::now(),
+                field_manager: &policy.field_manager,
             },
         );
         if let Some(held) = &prunes.held {

@@ -26,6 +26,7 @@ pub mod inventory;
 pub mod managed_fields;
 pub mod path;
 pub mod prune;
+pub mod wanted;
 
 use crate::config::parallel;
 use crate::render::{DesiredResource, DesiredSet, meta};
@@ -35,6 +36,7 @@ use path::FieldPath;
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use wanted::{Held, WantedNames};
 
 /// How the plan treats ownership.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +337,11 @@ pub struct Plan {
     pub orphans: Vec<Orphan>,
     /// Sorted by subject.
     pub unmanaged: Vec<Unmanaged>,
+    /// Objects of this cluster that carry our orphan mark but are not
+    /// orphans now (their instance is back, only skipped or failed, or their
+    /// name is wanted): the mark is dropped, so that a later removal waits
+    /// the whole grace period again. They get no other step.
+    pub release_marks: Vec<LiveObject>,
 }
 
 impl Plan {
@@ -583,9 +590,12 @@ fn plan_objects(
             .iter()
             .map(|e| (e.service.as_str(), e.instance.as_str())),
     );
+    let wanted = WantedNames::of(desired);
+    let prune_manager = prune::prune_manager(&policy.field_manager);
     let mut orphans = Vec::new();
     let mut blocked = Vec::new();
     let mut unclaimed = Vec::new();
+    let mut release_marks = Vec::new();
     let mut seen: HashSet<ObjectKey, FastHash> =
         HashSet::with_capacity_and_hasher(live.len(), FastHash);
     for (index, (object, (key, identity))) in live.iter().zip(&live_keys).enumerate() {
@@ -615,11 +625,37 @@ fn plan_objects(
             blocked.push(entry);
             continue;
         }
-        if known.contains(&(service, instance)) {
-            continue;
-        }
         if object.label(meta::LABEL_CLUSTER) != Some(desired.cluster.as_str()) {
             continue;
+        }
+        let held = if known.contains(&(service, instance)) {
+            Some(Held::Wanted)
+        } else {
+            wanted.holds(object.name())
+        };
+        match held {
+            Some(Held::Wanted) => {
+                if prune::owned_annotation(object, prune::ANNOTATION_ORPHANED_SINCE, &prune_manager)
+                    .is_some()
+                {
+                    release_marks.push((*object).clone());
+                }
+                continue;
+            }
+            Some(Held::MaybeWantedBy(unknown)) => {
+                let mut entry = bare_entry(
+                    service,
+                    instance,
+                    Action::Blocked(format!(
+                        "{} may be rendered by service {unknown}, which failed to load",
+                        object.subject()
+                    )),
+                );
+                entry.subject = object.subject();
+                blocked.push(entry);
+                continue;
+            }
+            None => {}
         }
         orphans.push(Orphan {
             service: service.to_owned(),
@@ -634,11 +670,13 @@ fn plan_objects(
     });
     orphans.sort_by(|a, b| a.subject.cmp(&b.subject));
     unclaimed.sort_by(|a, b| a.subject.cmp(&b.subject));
+    release_marks.sort_by_key(LiveObject::subject);
     let plan = Plan {
         cluster: desired.cluster.clone(),
         entries,
         orphans,
         unmanaged: unclaimed,
+        release_marks,
     };
     debug_assert!(
         plan.objects_with_several_steps().is_empty(),
@@ -646,6 +684,35 @@ fn plan_objects(
         plan.objects_with_several_steps()
     );
     plan
+}
+
+/// Drops the orphans of a plan made for part of the tree (some services or
+/// instances) that the whole tree wants or may want: another service may
+/// render the same name, and only a plan of the whole tree may prune.
+pub fn hold_orphans_wanted_by(plan: &mut Plan, wanted: &WantedNames) {
+    let mut blocked = Vec::new();
+    plan.orphans
+        .retain(|orphan| match wanted.holds(orphan.object.name()) {
+            None => true,
+            Some(Held::Wanted) => false,
+            Some(Held::MaybeWantedBy(unknown)) => {
+                let mut entry = bare_entry(
+                    &orphan.service,
+                    &orphan.instance,
+                    Action::Blocked(format!(
+                        "{} may be rendered by service {unknown}, which failed to load",
+                        orphan.subject
+                    )),
+                );
+                entry.subject = orphan.subject.clone();
+                blocked.push(entry);
+                false
+            }
+        });
+    plan.entries.extend(blocked);
+    plan.entries.sort_by(|a, b| {
+        (&a.service, &a.instance, &a.subject).cmp(&(&b.service, &b.instance, &b.subject))
+    });
 }
 
 /// `<whose> failed to load[: <first diagnostic>]`.
@@ -752,9 +819,14 @@ fn plan_resource(
             Reason::Drift(path)
         });
     }
-    let cancel_prune = live.annotation(prune::ANNOTATION_REQUESTED_AT).is_some();
-    let clear_orphan_mark =
-        !cancel_prune && live.annotation(prune::ANNOTATION_ORPHANED_SINCE).is_some();
+    // Only the prune manager's own annotations are a prune of ours: a
+    // restored backup or a copied manifest may carry copies.
+    let prune_manager = prune::prune_manager(&policy.field_manager);
+    let cancel_prune =
+        prune::owned_annotation(live, prune::ANNOTATION_REQUESTED_AT, &prune_manager).is_some();
+    let clear_orphan_mark = !cancel_prune
+        && prune::owned_annotation(live, prune::ANNOTATION_ORPHANED_SINCE, &prune_manager)
+            .is_some();
     if cancel_prune {
         reasons.push(Reason::PruneCancelled);
     }

@@ -25,7 +25,7 @@
 //! where the last one stopped; the grace period too, which counts from the
 //! orphan mark.
 
-use super::Orphan;
+use super::{LiveObject, Orphan};
 use crate::config::{PruneMode, PruneSettings};
 use crate::render::shutdown_job;
 use serde_json::Value as Json;
@@ -42,6 +42,70 @@ pub const ANNOTATION_REVISION: &str = "flink-gitops/prune-revision";
 pub const ANNOTATION_ORPHANED_SINCE: &str = "flink-gitops/orphaned-since";
 /// `disabled` keeps an object from ever being pruned.
 pub const ANNOTATION_PRUNE: &str = "flink-gitops/prune";
+
+/// The field manager of the prune protocol's writes (the orphan mark, the
+/// stop signal): a second manager, so that they never disturb the
+/// ownership of the resource's own fields.
+#[must_use]
+pub fn prune_manager(field_manager: &str) -> String {
+    format!("{field_manager}-prune")
+}
+
+/// The value of `annotation` on `object` when the prune manager owns it:
+/// only then is it a mark or a signal of ours. A copy from a restored backup
+/// or a copied manifest is ignored.
+#[must_use]
+pub fn owned_annotation<'a>(
+    object: &'a LiveObject,
+    annotation: &str,
+    prune_manager: &str,
+) -> Option<&'a str> {
+    let value = object.annotation(annotation)?;
+    let path = super::path::FieldPath::of(&["metadata", "annotations", annotation]);
+    super::managed_fields::entries(&object.object)
+        .iter()
+        .any(|entry| entry.manager == prune_manager && entry.fields.contains(&path))
+        .then_some(value)
+}
+
+/// Whether `job` was created for the prune of `object` requested at
+/// `requested_at`: owned by that object (its uid) and stamped with that
+/// request time (or, from a release that did not stamp Jobs, created after
+/// it). A Job left over from an earlier prune, say one cancelled while its
+/// delete failed, is not: its completion says nothing of today's state.
+#[must_use]
+pub fn job_is_for(job: &Json, object: &LiveObject, requested_at: &str) -> bool {
+    let uid = object
+        .object
+        .pointer("/metadata/uid")
+        .and_then(Json::as_str);
+    let owned = job
+        .pointer("/metadata/ownerReferences")
+        .and_then(Json::as_array)
+        .is_some_and(|owners| {
+            owners
+                .iter()
+                .any(|o| uid.is_some() && o.get("uid").and_then(Json::as_str) == uid)
+        });
+    if !owned {
+        return false;
+    }
+    match job
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION_REQUESTED_AT))
+        .and_then(Json::as_str)
+    {
+        Some(stamp) => stamp == requested_at,
+        None => {
+            let time = |text: Option<&str>| text.and_then(|t| humantime::parse_rfc3339(t).ok());
+            let created = time(
+                job.pointer("/metadata/creationTimestamp")
+                    .and_then(Json::as_str),
+            );
+            matches!((created, time(Some(requested_at))), (Some(c), Some(r)) if c >= r)
+        }
+    }
+}
 
 /// The source problem of a tree in which no service loaded.
 pub const EMPTY_TREE: &str = "no service of soa-configs loaded (an empty tree, or every service failed), and an empty tree is never a reason to prune";
@@ -226,6 +290,19 @@ pub struct PruneInputs<'a> {
     /// then nothing is pruned at all.
     pub source_problem: Option<String>,
     pub now: SystemTime,
+    /// Our field manager: the prune manager's name derives from it.
+    pub field_manager: &'a str,
+}
+
+impl PruneInputs<'_> {
+    /// `annotation` of `orphan` when written by our prune manager.
+    fn ours<'o>(&self, orphan: &'o Orphan, annotation: &str) -> Option<&'o str> {
+        owned_annotation(
+            &orphan.object,
+            annotation,
+            &prune_manager(self.field_manager),
+        )
+    }
 }
 
 /// Decides the step of every orphan.
@@ -251,7 +328,7 @@ pub fn plan_prunes(orphans: &[Orphan], inputs: &PruneInputs<'_>) -> PrunePlan {
     // marked, which stops nothing.
     let is_new = |o: &Orphan| {
         annotation(o, ANNOTATION_PRUNE).as_deref() != Some("disabled")
-            && annotation(o, ANNOTATION_REQUESTED_AT).is_none()
+            && inputs.ours(o, ANNOTATION_REQUESTED_AT).is_none()
             && grace_left(o, inputs).is_none()
     };
     let new_count = orphans.iter().filter(|o| is_new(o)).count();
@@ -276,9 +353,11 @@ pub fn plan_prunes(orphans: &[Orphan], inputs: &PruneInputs<'_>) -> PrunePlan {
         .iter()
         .map(|orphan| {
             let job_name = shutdown_job::job_name(orphan.object.name());
+            let requested_at = inputs.ours(orphan, ANNOTATION_REQUESTED_AT);
             let job = inputs
                 .jobs
                 .get(&(orphan.object.namespace().to_owned(), job_name.clone()))
+                .filter(|job| requested_at.is_some_and(|at| job_is_for(job, &orphan.object, at)))
                 .map(|job| (job_name.clone(), JobState::of(job)));
             let (action, message) = decide(orphan, job.as_ref(), blocked, inputs);
             PruneEntry {
@@ -304,9 +383,8 @@ fn grace_left(orphan: &Orphan, inputs: &PruneInputs<'_>) -> Option<(bool, Durati
     if grace.is_zero() {
         return None;
     }
-    let since = orphan
-        .object
-        .annotation(ANNOTATION_ORPHANED_SINCE)
+    let since = inputs
+        .ours(orphan, ANNOTATION_ORPHANED_SINCE)
         .and_then(|at| humantime::parse_rfc3339(at).ok());
     let Some(since) = since else {
         // Unmarked, or a mark that cannot be read: the grace starts now.
@@ -339,7 +417,7 @@ fn decide(
             format!("{target} is annotated {ANNOTATION_PRUNE}: disabled and is kept"),
         );
     }
-    let requested_at = orphan.object.annotation(ANNOTATION_REQUESTED_AT);
+    let requested_at = inputs.ours(orphan, ANNOTATION_REQUESTED_AT);
     let Some(requested_at) = requested_at else {
         if let Some((needs_mark, left)) = grace_left(orphan, inputs) {
             let message = format!(
@@ -442,7 +520,22 @@ mod tests {
     use crate::plan::LiveObject;
     use serde_json::json;
 
+    /// An orphan whose `annotations` were written by our prune manager.
     fn orphan(name: &str, annotations: Json) -> Orphan {
+        let owned: serde_json::Map<String, Json> = annotations
+            .as_object()
+            .map(|a| a.keys().map(|k| (format!("f:{k}"), json!({}))).collect())
+            .unwrap_or_default();
+        let mut orphan = foreign_orphan(name, annotations);
+        orphan.object.object["metadata"]["managedFields"] = json!([{
+            "manager": "flink-gitops-prune", "operation": "Apply",
+            "fieldsV1": {"f:metadata": {"f:annotations": owned}}
+        }]);
+        orphan
+    }
+
+    /// An orphan whose annotations someone else wrote (a restored backup).
+    fn foreign_orphan(name: &str, annotations: Json) -> Orphan {
         let object = json!({
             "apiVersion": "yelp.com/v1alpha1", "kind": "Flink",
             "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"),
@@ -471,11 +564,19 @@ mod tests {
         }
     }
 
-    fn job(state: &str) -> Json {
-        match state {
+    /// The shutdown Job of `orphan`'s prune in `state`.
+    fn job(orphan: Option<&Orphan>, state: &str) -> Json {
+        let mut job = match state {
             "running" => json!({"status": {"active": 1}}),
             other => json!({"status": {"conditions": [{"type": other, "status": "True"}]}}),
+        };
+        if let Some(orphan) = orphan {
+            job["metadata"] = json!({
+                "ownerReferences": [{"uid": orphan.object.object["metadata"]["uid"]}],
+                "annotations": {ANNOTATION_REQUESTED_AT: orphan.object.annotation(ANNOTATION_REQUESTED_AT)},
+            });
         }
+        job
     }
 
     fn run(
@@ -487,7 +588,13 @@ mod tests {
     ) -> PrunePlan {
         let jobs: BTreeMap<(String, String), Json> = jobs
             .iter()
-            .map(|(name, state)| (("ns".to_owned(), format!("{name}-shutdown")), job(state)))
+            .map(|(name, state)| {
+                let orphan = orphans.iter().find(|o| o.instance == *name);
+                (
+                    ("ns".to_owned(), format!("{name}-shutdown")),
+                    job(orphan, state),
+                )
+            })
             .collect();
         plan_prunes(
             orphans,
@@ -498,6 +605,7 @@ mod tests {
                 allow_mass_prune: allow,
                 source_problem: None,
                 now: humantime::parse_rfc3339("2026-11-26T12:00:00Z").expect("time"),
+                field_manager: "flink-gitops",
             },
         )
     }
@@ -620,6 +728,7 @@ mod tests {
                     allow_mass_prune: true,
                     source_problem: Some("the fetch failed".to_owned()),
                     now: SystemTime::now(),
+                    field_manager: "flink-gitops",
                 },
             )
         };
@@ -661,9 +770,9 @@ mod tests {
 
     #[test]
     fn job_state_reads_conditions() {
-        assert_eq!(JobState::of(&job("Complete")), JobState::Complete);
-        assert_eq!(JobState::of(&job("Failed")), JobState::Failed);
-        assert_eq!(JobState::of(&job("running")), JobState::Running);
+        assert_eq!(JobState::of(&job(None, "Complete")), JobState::Complete);
+        assert_eq!(JobState::of(&job(None, "Failed")), JobState::Failed);
+        assert_eq!(JobState::of(&job(None, "running")), JobState::Running);
         assert_eq!(
             JobState::of(
                 &json!({"status": {"conditions": [{"type": "Complete", "status": "False"}]}})
@@ -765,5 +874,90 @@ mod tests {
                 "{mode:?}"
             );
         }
+    }
+
+    #[test]
+    fn prune_annotations_someone_else_wrote_are_not_ours() {
+        // A restored backup carries a stop signal and an old mark.
+        let restored = foreign_orphan(
+            "a",
+            json!({ANNOTATION_REQUESTED_AT: "2020-01-01T00:00:00Z",
+                   ANNOTATION_ORPHANED_SINCE: "2020-01-01T00:00:00Z"}),
+        );
+        let plan = run(&[restored], &[], &PruneSettings::default(), 100, false);
+        assert_eq!(plan.entries[0].action, PruneAction::MarkOrphaned);
+        // Delete mode: no shortcut past the guard either.
+        let delete = PruneSettings {
+            mode: PruneMode::Delete,
+            grace: Duration::ZERO,
+            ..PruneSettings::default()
+        };
+        let restored: Vec<Orphan> = (0..5)
+            .map(|i| {
+                foreign_orphan(
+                    &format!("n{i}"),
+                    json!({ANNOTATION_REQUESTED_AT: "2020-01-01T00:00:00Z"}),
+                )
+            })
+            .collect();
+        let plan = run(&restored, &[], &delete, 10, false);
+        assert_eq!(actions(&plan), ["mass-prune-blocked"; 5]);
+    }
+
+    #[test]
+    fn a_job_of_an_earlier_prune_is_not_this_prunes_job() {
+        let signalled = orphan("a", requested("2026-11-26T11:50:00Z"));
+        let mut stale = job(Some(&signalled), "Complete");
+        stale["metadata"]["annotations"][ANNOTATION_REQUESTED_AT] = json!("2026-11-20T00:00:00Z");
+        assert!(!job_is_for(
+            &stale,
+            &signalled.object,
+            "2026-11-26T11:50:00Z"
+        ));
+        let mut other_owner = job(Some(&signalled), "Complete");
+        other_owner["metadata"]["ownerReferences"][0]["uid"] = json!("uid-someone-else");
+        assert!(!job_is_for(
+            &other_owner,
+            &signalled.object,
+            "2026-11-26T11:50:00Z"
+        ));
+        let fresh = job(Some(&signalled), "Complete");
+        assert!(job_is_for(
+            &fresh,
+            &signalled.object,
+            "2026-11-26T11:50:00Z"
+        ));
+        // An unstamped Job of an older release counts when created after the request.
+        let mut legacy = job(Some(&signalled), "Complete");
+        legacy["metadata"]["annotations"] = json!({});
+        legacy["metadata"]["creationTimestamp"] = json!("2026-11-26T11:50:05Z");
+        assert!(job_is_for(
+            &legacy,
+            &signalled.object,
+            "2026-11-26T11:50:00Z"
+        ));
+        legacy["metadata"]["creationTimestamp"] = json!("2026-11-26T11:00:00Z");
+        assert!(!job_is_for(
+            &legacy,
+            &signalled.object,
+            "2026-11-26T11:50:00Z"
+        ));
+        // Planned: a stale Complete Job is no reason to delete.
+        let jobs: BTreeMap<(String, String), Json> =
+            BTreeMap::from([(("ns".to_owned(), "a-shutdown".to_owned()), stale)]);
+        let settings = no_grace();
+        let plan = plan_prunes(
+            std::slice::from_ref(&signalled),
+            &PruneInputs {
+                settings: &settings,
+                jobs: &jobs,
+                managed: 100,
+                allow_mass_prune: false,
+                source_problem: None,
+                now: humantime::parse_rfc3339("2026-11-26T12:00:00Z").expect("time"),
+                field_manager: "flink-gitops",
+            },
+        );
+        assert_eq!(actions(&plan), ["create-job"]);
     }
 }

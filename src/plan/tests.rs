@@ -425,6 +425,8 @@ fn an_orphan_mark_on_a_wanted_object_is_dropped_and_nothing_else_written() {
         o["metadata"]["annotations"][prune::ANNOTATION_ORPHANED_SINCE] =
             json!("2026-11-26T12:00:00Z");
         o["metadata"]["annotations"]["paasta.yelp.com/desired_state"] = json!("stop");
+        o["metadata"]["managedFields"] = json!([{"manager": "flink-gitops-prune", "operation": "Apply",
+            "fieldsV1": {"f:metadata": {"f:annotations": {"f:flink-gitops/orphaned-since": {}}}}}]);
     });
     let plan = plan(&desired(vec![r]), &[live], &Policy::default());
     let entry = only(&plan);

@@ -213,6 +213,33 @@ fn check_resource_version(
     }
 }
 
+/// `metadata.uid` in an apply is a precondition, as kube-apiserver treats
+/// it (`rest.DefaultUpdatedObjectInfo` preconditions; create-on-apply with a
+/// uid fails): a mismatch, or no object to match, is a 409.
+fn check_uid(live: Option<&Stored>, object: &Json) -> Result<(), ApiError> {
+    let Some(wanted) = object
+        .pointer("/metadata/uid")
+        .and_then(Json::as_str)
+        .filter(|uid| !uid.is_empty())
+    else {
+        return Ok(());
+    };
+    let current = live
+        .and_then(|l| l.object.pointer("/metadata/uid"))
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    if current == wanted {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        409,
+        format!(
+            "Precondition failed: UID in precondition: {wanted}, UID in object meta: {current}"
+        ),
+    )
+    .reason("Conflict"))
+}
+
 /// A non-apply write (create, update, merge or JSON patch) as an `Update`
 /// operation by `manager`: ownership per [`managed::record_update`],
 /// entries from the body per [`managed::from_request_or_live`].
@@ -399,6 +426,7 @@ pub fn apply(
     let key = State::key(kind, ns, name);
     let live = state.objects.get(&key).cloned();
     check_resource_version(kind, name, live.as_ref(), body)?;
+    check_uid(live.as_ref(), body)?;
     if live.is_none() {
         require_namespace(state, ns)?;
     }
