@@ -948,3 +948,120 @@ fn a_blob_over_the_size_limit_is_refused_unread() {
             .contains_key("flink-c1.yaml")
     );
 }
+
+/// Accepts connections and never answers; the connections close on drop.
+struct HangingServer {
+    port: u16,
+    held: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HangingServer {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (kept, stopped) = (held.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    kept.lock().expect("lock").push(stream);
+                }
+            }
+        });
+        HangingServer {
+            port,
+            held,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.held.lock().expect("lock").len()
+    }
+}
+
+impl Drop for HangingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.held.lock().expect("lock").clear();
+    }
+}
+
+/// The pack files of the cache `cache`.
+fn packs(fixture: &Fixture, cache: &str) -> usize {
+    std::fs::read_dir(fixture.cache_repo(cache).join("objects/pack"))
+        .expect("pack dir")
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        })
+        .count()
+}
+
+/// This process's descriptors open on files under `dir`: other tests run
+/// in the same process, so only these are this test's.
+fn descriptors_under(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn many_fetches_keep_packs_and_descriptors_bounded() {
+    let fixture = Fixture::new();
+    fixture.seed();
+    let mut source = fixture.open(&fixture.file_url());
+    updated(source.fetch());
+    let baseline = descriptors_under(fixture.dir.path());
+    for i in 0..200 {
+        fixture.write("svc-a/flink-c1.yaml", &format!("main: {{parallelism: {i}}}\n"));
+        let sha = fixture.commit(&format!("Scale svc-a to {i}"));
+        assert_eq!(updated(source.fetch()).revision, sha);
+    }
+    let packs = packs(&fixture, "cache");
+    assert!(packs <= 33, "{packs} packs in the cache");
+    let descriptors = descriptors_under(fixture.dir.path());
+    assert!(
+        descriptors <= baseline + 40,
+        "{descriptors} descriptors open in the fixture, {baseline} after the first fetch"
+    );
+    // The compacted cache still serves: history, ancestry and the record.
+    assert_eq!(source.fetch().expect("fetch"), FetchOutcome::Unchanged);
+    fixture.write("svc-b/flink-c2.yaml", "main: {parallelism: 9}\n");
+    let last = fixture.commit("Scale svc-b");
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, set(&["svc-b"]));
+    assert_eq!(fixture.accepted("cache"), last);
+    drop(source);
+    let mut reopened = fixture.open(&fixture.file_url());
+    assert_eq!(reopened.last_revision(), Some(last.as_str()));
+    assert_eq!(updated(reopened.fetch()).revision, last);
+}
+
+#[test]
+fn a_remote_that_never_answers_over_git_times_out() {
+    let fixture = Fixture::new();
+    let server = HangingServer::start();
+    let url = format!("git://127.0.0.1:{}/x", server.port);
+    let mut source = GitSource::open(&fixture.settings(&url, "cache"), selection()).expect("open");
+    let started = Instant::now();
+    let error = source.fetch().expect_err("no answer");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(server.connections() >= 1);
+    let shown = error.to_string();
+    assert!(shown.contains(&url), "{shown}");
+}
