@@ -67,6 +67,7 @@ impl Fixture {
             cache_dir: self.dir.path().join(cache),
             credentials: GitCredentials::default(),
             accept_force_push: false,
+            timeout: Duration::from_secs(60),
         }
     }
 
@@ -947,4 +948,289 @@ fn a_blob_over_the_size_limit_is_refused_unread() {
             .files
             .contains_key("flink-c1.yaml")
     );
+}
+
+/// Accepts connections and never answers; the connections close on drop.
+struct HangingServer {
+    port: u16,
+    held: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HangingServer {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (kept, stopped) = (held.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    kept.lock().expect("lock").push(stream);
+                }
+            }
+        });
+        HangingServer {
+            port,
+            held,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.held.lock().expect("lock").len()
+    }
+}
+
+impl Drop for HangingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.held.lock().expect("lock").clear();
+    }
+}
+
+/// The pack files of the cache `cache`.
+fn packs(fixture: &Fixture, cache: &str) -> usize {
+    std::fs::read_dir(fixture.cache_repo(cache).join("objects/pack"))
+        .expect("pack dir")
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        })
+        .count()
+}
+
+/// This process's descriptors open on files under `dir`: other tests run
+/// in the same process, so only these are this test's.
+fn descriptors_under(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn many_fetches_keep_packs_and_descriptors_bounded() {
+    let fixture = Fixture::new();
+    fixture.seed();
+    let mut source = fixture.open(&fixture.file_url());
+    updated(source.fetch());
+    let baseline = descriptors_under(fixture.dir.path());
+    for i in 0..200 {
+        fixture.write(
+            "svc-a/flink-c1.yaml",
+            &format!("main: {{parallelism: {i}}}\n"),
+        );
+        let sha = fixture.commit(&format!("Scale svc-a to {i}"));
+        assert_eq!(updated(source.fetch()).revision, sha);
+    }
+    let packs = packs(&fixture, "cache");
+    assert!(packs <= 33, "{packs} packs in the cache");
+    let descriptors = descriptors_under(fixture.dir.path());
+    assert!(
+        descriptors <= baseline + 40,
+        "{descriptors} descriptors open in the fixture, {baseline} after the first fetch"
+    );
+    // The compacted cache still serves: history, ancestry and the record.
+    assert_eq!(source.fetch().expect("fetch"), FetchOutcome::Unchanged);
+    fixture.write("svc-b/flink-c2.yaml", "main: {parallelism: 9}\n");
+    let last = fixture.commit("Scale svc-b");
+    let update = updated(source.fetch());
+    assert_eq!(update.changed_services, set(&["svc-b"]));
+    assert_eq!(fixture.accepted("cache"), last);
+    drop(source);
+    let mut reopened = fixture.open(&fixture.file_url());
+    assert_eq!(reopened.last_revision(), Some(last.as_str()));
+    assert_eq!(updated(reopened.fetch()).revision, last);
+}
+
+/// A source for `url` with a one-second timeout.
+fn open_with_timeout(fixture: &Fixture, url: &str, timeout: Duration) -> GitSource {
+    let mut settings = fixture.settings(url, "cache");
+    settings.timeout = timeout;
+    GitSource::open(&settings, selection()).expect("open")
+}
+
+#[test]
+fn a_remote_that_never_answers_times_out_over_git_and_http() {
+    let fixture = Fixture::new();
+    let server = HangingServer::start();
+    for url in [
+        format!("git://127.0.0.1:{}/x", server.port),
+        format!("http://user:s3cret@127.0.0.1:{}/x", server.port),
+    ] {
+        let mut source = open_with_timeout(&fixture, &url, Duration::from_secs(1));
+        let started = Instant::now();
+        let error = source.fetch().expect_err("no answer");
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_secs(1), "{url}: {elapsed:?}");
+        assert!(elapsed < Duration::from_secs(4), "{url}: {elapsed:?}");
+        assert!(
+            matches!(error, GitError::FetchTimedOut { .. }),
+            "{url}: {error:?}"
+        );
+        let shown = error.to_string();
+        assert!(shown.contains(source.display_url()), "{shown}");
+        assert!(shown.contains("within 1s"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        // The silent fetch still waits: none other starts on the cache.
+        assert!(
+            matches!(source.fetch(), Err(GitError::FetchStillRunning { .. })),
+            "{url}"
+        );
+    }
+    assert!(server.connections() >= 2);
+}
+
+#[test]
+fn a_fetch_left_waiting_on_a_silent_remote_ends_when_the_remote_goes_away() {
+    let fixture = Fixture::new();
+    fixture.seed();
+    let server = HangingServer::start();
+    let port = server.port;
+    let mut source = open_with_timeout(
+        &fixture,
+        &format!("git://127.0.0.1:{port}/soa"),
+        Duration::from_millis(500),
+    );
+    assert!(matches!(
+        source.fetch(),
+        Err(GitError::FetchTimedOut { .. })
+    ));
+    drop(server);
+    // The same URL now served: once the left-behind fetch ended, fetching
+    // works again.
+    let _daemon = Daemon::start_on(fixture.dir.path(), port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match source.fetch() {
+            Ok(FetchOutcome::Updated(_)) => break,
+            Err(GitError::FetchStillRunning { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => panic!("expected an update, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_cancel_from_another_thread_ends_the_fetch_early() {
+    let fixture = Fixture::new();
+    let server = HangingServer::start();
+    let url = format!("http://127.0.0.1:{}/x", server.port);
+    let mut source = open_with_timeout(&fixture, &url, Duration::from_secs(60));
+    let cancel = source.cancel_handle();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let started = Instant::now();
+    let error = source.fetch().expect_err("cancelled");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(error, GitError::FetchCancelled { .. }),
+        "{error:?}"
+    );
+    canceller.join().expect("canceller");
+    // Cancelled for good: a shutdown starts no new fetch.
+    assert!(matches!(
+        source.fetch(),
+        Err(GitError::FetchCancelled { .. })
+    ));
+}
+
+#[test]
+fn an_ssh_remote_without_known_hosts_is_refused_at_open() {
+    let fixture = Fixture::new();
+    for url in [
+        "ssh://git@127.0.0.1:2222/soa.git",
+        "ssh://deploy:pw@git.example.com/soa.git",
+        "git@github.com:org/soa-configs.git",
+        "git+ssh://git.example.com/soa.git",
+    ] {
+        match GitSource::open(&fixture.settings(url, "cache"), selection()) {
+            Err(error @ GitError::MissingKnownHosts { .. }) => {
+                let shown = error.to_string();
+                assert!(shown.contains("known_hosts_file"), "{shown}");
+                assert!(shown.contains("insecure_skip_host_key_check"), "{shown}");
+                assert!(!shown.contains(":pw@"), "{shown}");
+            }
+            other => panic!("{url}: expected MissingKnownHosts, got {other:?}"),
+        }
+    }
+    // Other transports need no known_hosts.
+    for url in [
+        fixture.file_url(),
+        "https://github.com/org/soa.git".to_owned(),
+    ] {
+        GitSource::open(&fixture.settings(&url, "cache"), selection()).expect("open");
+    }
+}
+
+#[test]
+fn an_ssh_remote_opens_with_known_hosts_or_the_insecure_opt_out() {
+    let fixture = Fixture::new();
+    let url = "ssh://git@127.0.0.1:2222/soa.git";
+    let mut settings = fixture.settings(url, "cache");
+    settings.credentials.insecure_skip_host_key_check = true;
+    GitSource::open(&settings, selection()).expect("open without verification");
+
+    let known_hosts = fixture.dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, "").expect("write");
+    let mut settings = fixture.settings(url, "cache");
+    settings.credentials.known_hosts_file = Some(known_hosts);
+    GitSource::open(&settings, selection()).expect("open with known_hosts");
+}
+
+#[test]
+fn a_token_in_the_url_is_never_shown() {
+    let fixture = Fixture::new();
+    let port = free_port();
+    for (url, secret) in [
+        (
+            format!("https://ghp_S3CRET@127.0.0.1:{port}/org/soa.git"),
+            "ghp_S3CRET",
+        ),
+        (
+            format!("https://u:pa/ss@127.0.0.1:{port}/org/soa.git"),
+            "pa/ss",
+        ),
+        (
+            format!("https://u:p@ss@127.0.0.1:{port}/org/soa.git"),
+            "p@ss",
+        ),
+        (
+            format!("https://127.0.0.1:{port}/org/soa.git?private_token=glpat-S3CRET"),
+            "glpat-S3CRET",
+        ),
+    ] {
+        let mut settings = fixture.settings(&url, "cache");
+        settings.timeout = Duration::from_secs(5);
+        let mut source = GitSource::open(&settings, selection()).expect("open");
+        assert!(!source.display_url().contains(secret), "{url}");
+        assert!(!format!("{source:?}").contains(secret), "{url}");
+        let error = source.fetch().expect_err("nothing listens there");
+        assert!(!error.to_string().contains(secret), "{error}");
+        assert!(!format!("{error:?}").contains(secret), "{error:?}");
+    }
+    for entry in std::fs::read_dir(fixture.dir.path().join("cache")).expect("cache") {
+        let name = entry.expect("entry").file_name();
+        assert!(!name.to_string_lossy().contains("S3CRET"), "{name:?}");
+    }
 }

@@ -68,6 +68,14 @@ pub struct GitSettings {
     /// source reported unhealthy until an operator decides.
     #[serde(default)]
     pub accept_force_push: bool,
+    /// The longest a fetch may take, connecting included: a remote that
+    /// stops answering fails the fetch instead of holding the source.
+    #[serde(default = "default_git_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+fn default_git_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_branch() -> String {
@@ -93,9 +101,15 @@ pub struct GitCredentials {
     /// ssh: the private key file.
     #[serde(default)]
     pub ssh_key_file: Option<PathBuf>,
-    /// ssh: known_hosts to check the server's key against.
+    /// ssh: known_hosts to check the server's key against. Required for an
+    /// ssh URL unless `insecure_skip_host_key_check` is set.
     #[serde(default)]
     pub known_hosts_file: Option<PathBuf>,
+    /// ssh without `known_hosts_file`: accept any host key, with a warning
+    /// at each connection. Anyone on the path to the server could then
+    /// serve the soa-configs that get deployed.
+    #[serde(default)]
+    pub insecure_skip_host_key_check: bool,
 }
 
 /// `server`: the HTTP endpoints.
@@ -200,5 +214,31 @@ impl Default for LeaderSettings {
             retry_period: default_retry_period(),
             identity: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_timeout_defaults_to_a_minute_and_reads_durations() {
+        let settings: GitSettings =
+            serde_json::from_str(r#"{"url": "https://h/x"}"#).expect("parse");
+        assert_eq!(settings.timeout, Duration::from_secs(60));
+        assert!(!settings.credentials.insecure_skip_host_key_check);
+        let settings: GitSettings = serde_json::from_str(
+            r#"{"url": "ssh://h/x", "timeout": "1m 30s",
+                "credentials": {"insecure_skip_host_key_check": true}}"#,
+        )
+        .expect("parse");
+        assert_eq!(settings.timeout, Duration::from_secs(90));
+        assert!(settings.credentials.insecure_skip_host_key_check);
+        let error = serde_json::from_str::<GitSettings>(r#"{"url": "x", "timeout": "soon"}"#)
+            .expect_err("not a duration");
+        assert!(
+            error.to_string().contains("`soon` is not a duration"),
+            "{error}"
+        );
     }
 }
