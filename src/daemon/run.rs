@@ -187,11 +187,15 @@ pub async fn run(
     } = options;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let selection = settings.file_selection();
+    // Set at shutdown: a fetch in flight stops at once.
+    let mut fetch_cancel = None;
     let mut source = match (&settings.source.git, &settings.source.dir) {
-        (Some(git), _) => Source::Git(Arc::new(Mutex::new(
-            GitSource::open(git, selection.clone())
-                .map_err(|e| DaemonError::OpenGit(e.to_string()))?,
-        ))),
+        (Some(git), _) => {
+            let git = GitSource::open(git, selection.clone())
+                .map_err(|e| DaemonError::OpenGit(e.to_string()))?;
+            fetch_cancel = Some(git.cancel_handle());
+            Source::Git(Arc::new(Mutex::new(git)))
+        }
         (None, Some(dir)) => Source::Dir {
             path: dir.clone(),
             selection: selection.clone(),
@@ -314,6 +318,9 @@ pub async fn run(
                 return;
             }
             gate.shut();
+            if let Some(cancel) = &fetch_cancel {
+                cancel.store(true, Ordering::SeqCst);
+            }
             tracing::info!(
                 "shutdown requested: writing stopped; the cycle in flight ends, or is abandoned after {} or at a second request",
                 humantime::format_duration(timeout)
@@ -342,6 +349,7 @@ pub async fn run(
         prune_failures_reported: BTreeSet::new(),
         sync_failing: false,
         unmanaged_reported: BTreeSet::new(),
+        last_fetch: None,
     };
     let mut stop_rx = stop_rx;
     let mut leader_changes = leader_rx.clone();
@@ -415,6 +423,8 @@ struct Reconciler<'a> {
     sync_failing: bool,
     /// Unmanaged objects already logged.
     unmanaged_reported: BTreeSet<String>,
+    /// When the source last answered (a fetch or a rescan that succeeded).
+    last_fetch: Option<SystemTime>,
 }
 
 /// An applied instance whose readiness is being watched.
@@ -436,7 +446,14 @@ impl Reconciler<'_> {
         is_leader: bool,
     ) {
         let started = Instant::now();
-        let scope = match source.poll().await {
+        let polled = source.poll().await;
+        if polled.is_ok() {
+            self.last_fetch = Some(SystemTime::now());
+            if let Some(error) = &self.source_error {
+                tracing::info!(previous_error = %error, "the source is healthy again");
+            }
+        }
+        let scope = match polled {
             Ok(Some(update)) => {
                 self.source_error = None;
                 let rendered_before = engine.counters().services_rendered;
@@ -465,7 +482,10 @@ impl Reconciler<'_> {
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, "source fetch failed: keeping the last good snapshot, no pruning");
+                // Said once: when it appears or changes, not every cycle.
+                if self.source_error.as_ref() != Some(&error) {
+                    tracing::warn!(%error, "source fetch failed: keeping the last good snapshot, no pruning");
+                }
                 self.shared.metrics.error("source");
                 self.sync_failed(&error);
                 self.source_error = Some(error);
@@ -866,7 +886,11 @@ impl Reconciler<'_> {
             "revision": revision,
             "commit": {"author": author, "subject": subject},
             "leader": is_leader,
-            "source": {"healthy": self.source_error.is_none(), "error": self.source_error},
+            "source": {
+                "healthy": self.source_error.is_none(),
+                "error": self.source_error,
+                "last_fetch": self.last_fetch.map(|at| humantime::format_rfc3339_seconds(at).to_string()),
+            },
             "last_error": error,
             "updated_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             "instances": entries,
