@@ -112,23 +112,105 @@ pub struct GitCredentials {
     pub insecure_skip_host_key_check: bool,
 }
 
-/// `server`: the HTTP endpoints.
+/// Durations that must be longer than zero: a zero timeout would close
+/// every connection before its first byte.
+fn positive_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let value = duration(deserializer)?;
+    if value.is_zero() {
+        return Err(serde::de::Error::custom("must be longer than 0s"));
+    }
+    Ok(value)
+}
+
+/// `server`: the HTTP endpoints and the limits that keep them answering
+/// when clients misbehave.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "ServerSettingsFile")]
 pub struct ServerSettings {
-    /// `/healthz`, `/readyz`, `/metrics`, `/status`, `/hooks/push`.
-    #[serde(default = "default_listen")]
+    /// `/healthz`, `/readyz`, `/metrics`, `/status`, and `/hooks/push`
+    /// unless `hooks_listen` is set.
     pub listen: String,
+    /// When set, `/hooks/push` is served here and only here, so that the
+    /// hook port can be exposed to the internet while probes, metrics and
+    /// status stay on `listen`.
+    pub hooks_listen: Option<String>,
+    /// A client must send a whole request head within this long of
+    /// connecting, and of its previous response on a kept-alive connection
+    /// (so this is also the idle keep-alive timeout).
+    pub header_timeout: Duration,
+    /// A request must be read (body included) and answered within this long.
+    pub request_timeout: Duration,
+    /// Open connections per listener; further connections are closed at once.
+    pub max_connections: usize,
+}
+
+/// `server` as written: checked as a whole before it becomes
+/// [`ServerSettings`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSettingsFile {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default)]
+    hooks_listen: Option<String>,
+    #[serde(
+        default = "default_header_timeout",
+        deserialize_with = "positive_duration"
+    )]
+    header_timeout: Duration,
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "positive_duration"
+    )]
+    request_timeout: Duration,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+}
+
+impl TryFrom<ServerSettingsFile> for ServerSettings {
+    type Error = String;
+
+    fn try_from(file: ServerSettingsFile) -> Result<Self, Self::Error> {
+        if file.max_connections == 0 {
+            return Err("max_connections must be at least 1".to_owned());
+        }
+        if file.hooks_listen.as_deref() == Some(file.listen.as_str()) {
+            return Err(format!(
+                "hooks_listen must differ from listen (both are {})",
+                file.listen
+            ));
+        }
+        Ok(ServerSettings {
+            listen: file.listen,
+            hooks_listen: file.hooks_listen,
+            header_timeout: file.header_timeout,
+            request_timeout: file.request_timeout,
+            max_connections: file.max_connections,
+        })
+    }
 }
 
 fn default_listen() -> String {
     "0.0.0.0:8080".to_owned()
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_connections() -> usize {
+    256
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: default_listen(),
+            hooks_listen: None,
+            header_timeout: default_header_timeout(),
+            request_timeout: default_request_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -151,10 +233,19 @@ pub struct HookSettings {
     /// Larger bodies are refused with 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// At most one hook-triggered cycle per this long: hooks inside the
+    /// interval are accepted and merged into one trigger at its end, so
+    /// replayed or bursty deliveries cannot drive a fetch per request.
+    /// `0s` triggers on every accepted hook.
+    #[serde(default = "default_min_interval", deserialize_with = "duration")]
+    pub min_interval: Duration,
 }
 
 fn default_max_body_bytes() -> usize {
     1024 * 1024
+}
+fn default_min_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 impl Default for HookSettings {
@@ -164,6 +255,7 @@ impl Default for HookSettings {
             gitlab_token_file: None,
             generic_secret_file: None,
             max_body_bytes: default_max_body_bytes(),
+            min_interval: default_min_interval(),
         }
     }
 }
@@ -220,6 +312,56 @@ impl Default for LeaderSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+
+    #[test]
+    fn server_and_hook_limits_have_defaults() {
+        let settings = Settings::parse("", "f.yaml").expect("defaults");
+        assert_eq!(settings.server, ServerSettings::default());
+        assert_eq!(settings.server.listen, "0.0.0.0:8080");
+        assert_eq!(settings.server.hooks_listen, None);
+        assert_eq!(settings.server.header_timeout, Duration::from_secs(10));
+        assert_eq!(settings.server.request_timeout, Duration::from_secs(30));
+        assert_eq!(settings.server.max_connections, 256);
+        assert_eq!(settings.hooks.min_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn server_and_hook_limits_are_configurable() {
+        let text = "server:\n  listen: 127.0.0.1:9000\n  hooks_listen: 0.0.0.0:9001\n  header_timeout: 2s\n  request_timeout: 1m\n  max_connections: 16\nhooks: {min_interval: 0s}\n";
+        let settings = Settings::parse(text, "f.yaml").expect("settings");
+        assert_eq!(
+            settings.server,
+            ServerSettings {
+                listen: "127.0.0.1:9000".to_owned(),
+                hooks_listen: Some("0.0.0.0:9001".to_owned()),
+                header_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(60),
+                max_connections: 16,
+            }
+        );
+        assert_eq!(settings.hooks.min_interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_server_limits_are_refused_naming_the_key() {
+        for (text, needle) in [
+            ("server: {header_timeout: 0s}\n", "header_timeout"),
+            ("server: {request_timeout: 0s}\n", "request_timeout"),
+            ("server: {request_timeout: soon}\n", "request_timeout"),
+            ("server: {max_connections: 0}\n", "max_connections"),
+            (
+                "server: {listen: 0.0.0.0:8080, hooks_listen: 0.0.0.0:8080}\n",
+                "hooks_listen",
+            ),
+            ("server: {max_conections: 3}\n", "max_conections"),
+            ("hooks: {min_interval: often}\n", "min_interval"),
+        ] {
+            let err = Settings::parse(text, "f.yaml").expect_err(text);
+            let shown = err.to_string();
+            assert!(shown.contains(needle), "{text}: {shown}");
+        }
+    }
 
     #[test]
     fn git_timeout_defaults_to_a_minute_and_reads_durations() {

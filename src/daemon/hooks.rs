@@ -44,7 +44,8 @@ pub struct HookSecrets {
 
 impl HookSecrets {
     /// Reads every configured secret file. One trailing newline (`\n` or
-    /// `\r\n`) is dropped; a file that is empty after that is an error.
+    /// `\r\n`) is dropped; a file that is empty or only whitespace after
+    /// that is an error.
     pub fn load(settings: &HookSettings) -> Result<HookSecrets, HookError> {
         let read = |path: &Option<PathBuf>| path.as_deref().map(read_secret).transpose();
         Ok(HookSecrets {
@@ -62,10 +63,18 @@ impl HookSecrets {
 }
 
 fn read_secret(path: &Path) -> Result<Secret, HookError> {
-    Secret::read_file(path).map_err(|error| match error {
+    let secret = Secret::read_file(path).map_err(|error| match error {
         SecretFileError::Read { path, source } => HookError::ReadSecret { path, source },
         SecretFileError::Empty { path } => HookError::EmptySecret { path },
-    })
+    })?;
+    // A blank secret is almost always a templating mistake, and a space is
+    // as guessable as nothing: an HMAC keyed with it authenticates anyone.
+    if secret.expose().iter().all(u8::is_ascii_whitespace) {
+        return Err(HookError::EmptySecret {
+            path: path.to_owned(),
+        });
+    }
+    Ok(secret)
 }
 
 /// Who signed an accepted push hook.
@@ -103,7 +112,7 @@ pub enum HookError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the hook secret file {} is empty", path.display())]
+    #[error("the hook secret file {} is empty or only whitespace", path.display())]
     EmptySecret { path: PathBuf },
     #[error("no push-hook secret is configured")]
     NotConfigured,
@@ -468,6 +477,21 @@ mod tests {
         let err = HookSecrets::load(&settings).unwrap_err();
         assert!(matches!(err, HookError::EmptySecret { .. }));
         assert!(err.to_string().contains(&empty.display().to_string()));
+
+        for blank in [" ", " \n", "\t\r\n", "  \n\n", "\r\n\r\n"] {
+            let path = dir.path().join("blank");
+            std::fs::write(&path, blank).unwrap();
+            let settings = HookSettings {
+                github_secret_file: Some(path.clone()),
+                ..HookSettings::default()
+            };
+            let err = HookSecrets::load(&settings).unwrap_err();
+            assert!(matches!(err, HookError::EmptySecret { .. }), "{blank:?}");
+            assert!(
+                err.to_string().contains(&path.display().to_string()),
+                "{blank:?}: {err}"
+            );
+        }
 
         let missing = dir.path().join("missing");
         let settings = HookSettings {

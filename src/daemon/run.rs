@@ -24,7 +24,7 @@ use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 
@@ -170,7 +170,7 @@ impl Source {
 /// The state shared with the HTTP endpoints.
 struct Shared {
     ready: Arc<AtomicBool>,
-    status: Arc<RwLock<Json>>,
+    status: http::StatusBoard,
     metrics: Arc<Metrics>,
 }
 
@@ -223,7 +223,7 @@ pub async fn run(
         .map_err(|e| DaemonError::Notifications(e.to_string()))?;
     let shared = Shared {
         ready: Arc::new(AtomicBool::new(false)),
-        status: Arc::new(RwLock::new(json!({"state": "starting"}))),
+        status: http::StatusBoard::new(&json!({"state": "starting"})),
         metrics: Arc::new(Metrics::new()),
     };
     // Capacity 1: a burst of triggers coalesces into one pending cycle.
@@ -249,15 +249,32 @@ pub async fn run(
             address: settings.server.listen.clone(),
             source,
         })?;
+    let hooks_listener =
+        match &settings.server.hooks_listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(
+                |source| DaemonError::Listen {
+                    address: address.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
     let http_state = HttpState {
         ready: shared.ready.clone(),
         status: shared.status.clone(),
         metrics: shared.metrics.clone(),
         hooks: (!hooks.is_empty()).then(|| Arc::new(hooks)),
         max_body_bytes: settings.hooks.max_body_bytes,
+        hook_min_interval: settings.hooks.min_interval,
         triggers: trigger_tx.clone(),
     };
-    let server = tokio::spawn(http::serve(listener, http_state, stopped()));
+    let server = tokio::spawn(http::serve_with(
+        listener,
+        hooks_listener,
+        http_state,
+        http::Limits::from(&settings.server),
+        stopped(),
+    ));
 
     let (leader_tx, leader_rx) = watch::channel(!settings.leader_election.enabled);
     let relay = FetchRelay::new(trigger_tx.clone());
@@ -897,15 +914,15 @@ impl Reconciler<'_> {
             "prunes": prunes,
             "unmanaged": unmanaged,
         });
-        if let Ok(mut status) = self.shared.status.write() {
-            // A failed cycle keeps the last known instances.
-            if entries.is_empty() && error.is_some() {
+        // A failed cycle keeps the last known instances.
+        if entries.is_empty() && error.is_some() {
+            self.shared.status.update(|status| {
                 status["last_error"] = document["last_error"].clone();
                 status["source"] = document["source"].clone();
                 status["updated_at"] = document["updated_at"].clone();
-            } else {
-                *status = document;
-            }
+            });
+        } else {
+            self.shared.status.publish(&document);
         }
     }
 }
