@@ -597,3 +597,50 @@ fn an_unreadable_list_reply_fails_the_run_and_touches_nothing() {
     );
     assert!(object(&env.server, "alpha-canary").is_some());
 }
+
+#[test]
+fn a_force_push_is_refused_by_a_replica_that_starts_with_an_empty_cache() {
+    let _serial = serial();
+    let server = server();
+    let repo = Repo::new();
+    let good = repo.head();
+    let first_cache = tempfile::tempdir().expect("cache");
+    let leader = support::daemon_process::Daemon::start(
+        &server,
+        &repo.source(first_cache.path(), "300ms", ""),
+        support::daemon_process::LEADER_ELECTION,
+        "",
+    );
+    wait_for("the first apply", PATIENCE, || names(&server).len() == 3);
+    wait_for("the accepted commit on the Lease", PATIENCE, || {
+        server
+            .object("leases", "flink-gitops", "flink-gitops")
+            .is_some_and(|lease| {
+                lease["metadata"]["annotations"]["flink-gitops/accepted-revision"] == json!(good)
+            })
+    });
+    let versions = all_versions(&server);
+    leader.terminate();
+    let rewritten = force_push_unrelated_history(&repo);
+
+    // The pod is rescheduled: a new process with an empty cache.
+    let fresh_cache = tempfile::tempdir().expect("cache");
+    let replica = support::daemon_process::Daemon::start(
+        &server,
+        &repo.source(fresh_cache.path(), "300ms", ""),
+        support::daemon_process::LEADER_ELECTION,
+        "",
+    );
+    wait_for("the force-push refused", PATIENCE, || {
+        replica.status()["source"]["error"]
+            .as_str()
+            .is_some_and(|e| {
+                e.contains("force-push") && e.contains(&rewritten) && e.contains(&good)
+            })
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    for (name, version) in &versions {
+        assert_untouched(&server, name, version);
+    }
+    assert_nothing_pruned(&server, "empty cache");
+}

@@ -55,6 +55,8 @@ pub struct LeaderElector {
     /// Push hooks that reached this replica while it stands by, relayed to
     /// the leader through the Lease.
     relay: FetchRelay,
+    /// The last accepted commit, written on the Lease at each renewal.
+    accepted: Option<Arc<std::sync::Mutex<Option<String>>>>,
     /// The last value of [`ANNOTATION_FETCH_REQUESTED`] seen (`None`:
     /// not read yet; `Some(None)`: absent).
     relay_seen: Option<Option<String>>,
@@ -90,6 +92,11 @@ impl FetchRelay {
     }
 }
 
+/// The Lease annotation where the leader records the last soa-configs
+/// commit it accepted: a replica that starts with an empty git cache (a
+/// rescheduled pod) must see a head that descends from it.
+pub const ANNOTATION_ACCEPTED_REVISION: &str = "flink-gitops/accepted-revision";
+
 /// The Lease annotation through which standbys ask the leader to fetch.
 pub const ANNOTATION_FETCH_REQUESTED: &str = "flink-gitops/fetch-requested";
 
@@ -121,7 +128,30 @@ impl LeaderElector {
             gate: WriteGate::for_leader(),
             relay: FetchRelay::default(),
             relay_seen: None,
+            accepted: None,
         }
+    }
+
+    /// Records the commit `accepted` holds on the Lease at each renewal.
+    #[must_use]
+    pub fn with_accepted_revision(
+        mut self,
+        accepted: Arc<std::sync::Mutex<Option<String>>>,
+    ) -> Self {
+        self.accepted = Some(accepted);
+        self
+    }
+
+    /// The commit the leader last recorded on the Lease, if any.
+    pub async fn recorded_revision(&self) -> Result<Option<String>, ApplyError> {
+        Ok(match self.get().await? {
+            Current::Absent => None,
+            Current::Present(lease) => lease
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(ANNOTATION_ACCEPTED_REVISION))
+                .and_then(Json::as_str)
+                .map(str::to_owned),
+        })
     }
 
     /// Relays push hooks between replicas through the Lease.
@@ -227,7 +257,15 @@ impl LeaderElector {
             new_spec["acquireTime"] = json!(stamp);
         }
         new_spec["leaseTransitions"] = json!(if holds { transitions } else { transitions + 1 });
-        match self.replace(&live, new_spec).await? {
+        let mut lease = live.clone();
+        if let Some(revision) = self
+            .accepted
+            .as_ref()
+            .and_then(|a| a.lock().ok().and_then(|a| a.clone()))
+        {
+            lease["metadata"]["annotations"][ANNOTATION_ACCEPTED_REVISION] = json!(revision);
+        }
+        match self.replace(&lease, new_spec).await? {
             Some(written) => {
                 self.observe(&written);
                 self.set_leader(true, &self.identity.clone());

@@ -6,5 +6,6 @@ pub mod hooks;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod problems;
 pub mod run;
 mod watch;

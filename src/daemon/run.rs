@@ -9,10 +9,11 @@ use super::hooks::HookSecrets;
 use super::http::{self, HttpState, Trigger};
 use super::leader::{FetchRelay, LeaderElector, default_identity};
 use super::metrics::{Metrics, NotificationTotals};
+use super::problems::{Problem, Problems};
 use crate::apply::gate::WriteGate;
 use crate::apply::{self, ApplyOptions, KubeCluster};
 use crate::config::{PruneMode, Settings};
-use crate::plan::prune::{EMPTY_TREE, PruneInputs, plan_prunes};
+use crate::plan::prune::{EMPTY_TREE, PruneAction, PruneInputs, plan_prunes};
 use crate::plan::{self, Action, Policy};
 use crate::render::shutdown_job;
 use crate::report::events::{DeploymentEvent, EventKind};
@@ -62,6 +63,8 @@ pub enum DaemonError {
     JobTemplate(String),
     #[error("invalid notifications: {0}")]
     Notifications(String),
+    #[error("failed to read the accepted revision recorded on the Lease: {0}")]
+    ReadAcceptedRevision(String),
 }
 
 /// One snapshot from the source and what changed in it.
@@ -278,6 +281,8 @@ pub async fn run(
 
     let (leader_tx, leader_rx) = watch::channel(!settings.leader_election.enabled);
     let relay = FetchRelay::new(trigger_tx.clone());
+    // The last accepted commit, recorded on the Lease by the leader.
+    let accepted_revision: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let elector = if settings.leader_election.enabled {
         let namespace = settings
             .leader_election
@@ -297,7 +302,24 @@ pub async fn run(
             namespace,
         )
         .with_gate(gate.clone())
-        .with_relay(relay.clone());
+        .with_relay(relay.clone())
+        .with_accepted_revision(accepted_revision.clone());
+        // A rescheduled pod starts with an empty cache: the commit the
+        // leader recorded stands in for the local record, so a force-push
+        // made meanwhile is still refused.
+        if let Source::Git(git) = &source {
+            match elector.recorded_revision().await {
+                Ok(Some(revision)) => {
+                    if let Ok(mut git) = git.lock() {
+                        git.require_descent_from(&revision);
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    return Err(DaemonError::ReadAcceptedRevision(error.to_string()));
+                }
+            }
+        }
         // Released only once this process has stopped writing.
         let mut released = release_rx.clone();
         let release = async move {
@@ -367,6 +389,8 @@ pub async fn run(
         sync_failing: false,
         unmanaged_reported: BTreeSet::new(),
         last_fetch: None,
+        accepted_revision: accepted_revision.clone(),
+        problems: Problems::default(),
     };
     let mut stop_rx = stop_rx;
     let mut leader_changes = leader_rx.clone();
@@ -415,6 +439,8 @@ pub async fn run(
 /// What one cycle reports on `/status`.
 #[derive(Default)]
 struct Published {
+    /// The problems the cycle found.
+    found: Vec<Problem>,
     entries: Vec<Json>,
     prunes: Vec<Json>,
     /// Objects no configured kind claims.
@@ -442,6 +468,10 @@ struct Reconciler<'a> {
     unmanaged_reported: BTreeSet<String>,
     /// When the source last answered (a fetch or a rescan that succeeded).
     last_fetch: Option<SystemTime>,
+    /// The last commit accepted, for the leader to record on the Lease.
+    accepted_revision: Arc<Mutex<Option<String>>>,
+    /// What is wrong now.
+    problems: Problems,
 }
 
 /// An applied instance whose readiness is being watched.
@@ -466,9 +496,6 @@ impl Reconciler<'_> {
         let polled = source.poll().await;
         if polled.is_ok() {
             self.last_fetch = Some(SystemTime::now());
-            if let Some(error) = &self.source_error {
-                tracing::info!(previous_error = %error, "the source is healthy again");
-            }
         }
         let scope = match polled {
             Ok(Some(update)) => {
@@ -480,6 +507,11 @@ impl Reconciler<'_> {
                     .metrics
                     .services_rendered(usize::try_from(rendered).unwrap_or(usize::MAX));
                 self.shared.metrics.set_revision(&update.revision);
+                if update.revision != "local"
+                    && let Ok(mut accepted) = self.accepted_revision.lock()
+                {
+                    *accepted = Some(update.revision.clone());
+                }
                 self.revision = Some((update.revision, update.author, update.subject));
                 // A full plan on the interval and after the first snapshot;
                 // a push plans the services it changed.
@@ -499,10 +531,8 @@ impl Reconciler<'_> {
                 }
             }
             Err(error) => {
-                // Said once: when it appears or changes, not every cycle.
-                if self.source_error.as_ref() != Some(&error) {
-                    tracing::warn!(%error, "source fetch failed: keeping the last good snapshot, no pruning");
-                }
+                // Said once, as a problem: when it appears, changes, clears.
+                self.note_problems(vec![source_problem(&error)], false);
                 self.shared.metrics.error("source");
                 self.sync_failed(&error);
                 self.source_error = Some(error);
@@ -532,7 +562,12 @@ impl Reconciler<'_> {
             }
         };
         match self.reconcile(engine, scope.as_ref(), is_leader).await {
-            Ok(published) => {
+            Ok(mut published) => {
+                let mut found = std::mem::take(&mut published.found);
+                if let Some(error) = &self.source_error {
+                    found.push(source_problem(error));
+                }
+                self.note_problems(found, scope.is_none());
                 self.shared.metrics.observe_reconcile(started.elapsed());
                 self.shared.metrics.set_last_sync(SystemTime::now());
                 if self.source_error.is_none() {
@@ -542,7 +577,10 @@ impl Reconciler<'_> {
                 self.publish_status(None, &published, is_leader);
             }
             Err(error) => {
-                tracing::warn!(%error, "reconcile failed");
+                self.note_problems(
+                    vec![Problem::new("cluster", "cluster", error.to_string())],
+                    false,
+                );
                 self.shared.metrics.error(error.category());
                 self.sync_failed(&error.to_string());
                 self.publish_status(Some(error.to_string()), &Published::default(), is_leader);
@@ -602,8 +640,48 @@ impl Reconciler<'_> {
                 field_manager: &policy.field_manager,
             },
         );
+        let mut found = Vec::new();
+        for (service, diagnostics) in &desired.unknown_services {
+            for diagnostic in diagnostics {
+                found.push(Problem::new(
+                    "load",
+                    diagnostic.path.clone(),
+                    diagnostic.to_string(),
+                ));
+            }
+            if diagnostics.is_empty() {
+                found.push(Problem::new(
+                    "load",
+                    service.clone(),
+                    format!("{service} failed to load"),
+                ));
+            }
+        }
+        for failed in &desired.failed {
+            found.push(Problem::new(
+                "render",
+                format!("{}.{}", failed.service, failed.instance),
+                failed.diagnostic.to_string(),
+            ));
+        }
         if let Some(held) = &prunes.held {
-            tracing::warn!("{held}");
+            found.push(Problem::new("prune_held", self.cluster_name, held.clone()));
+        }
+        if let Some(blocked) = &prunes.mass_prune_blocked {
+            found.push(Problem::new(
+                "mass_prune_blocked",
+                self.cluster_name,
+                blocked.clone(),
+            ));
+        }
+        for entry in &prunes.entries {
+            if matches!(entry.action, PruneAction::Failed | PruneAction::TimedOut) {
+                found.push(Problem::new(
+                    "prune_failed",
+                    entry.orphan.subject.clone(),
+                    entry.message.clone(),
+                ));
+            }
         }
         let mut counts: BTreeMap<&str, usize> = plan.counts();
         counts.insert("orphaned", plan.orphans.len());
@@ -687,7 +765,11 @@ impl Reconciler<'_> {
                 object
             })
             .collect();
+        for (subject, error) in &failures {
+            found.push(Problem::new("write", subject.clone(), error.clone()));
+        }
         Ok(Published {
+            found,
             entries,
             prunes,
             unmanaged: plan
@@ -873,6 +955,21 @@ impl Reconciler<'_> {
         self.unmanaged_reported = now;
     }
 
+    /// Takes in a cycle's problems: each is logged when it appears, changes
+    /// or clears, and counted once when it appears (the kinds not already
+    /// counted where they happen).
+    fn note_problems(&mut self, found: Vec<Problem>, complete: bool) {
+        let changes = self.problems.update(found, complete);
+        for kind in changes.appeared {
+            if matches!(
+                kind,
+                "load" | "render" | "prune_held" | "mass_prune_blocked" | "prune_failed"
+            ) {
+                self.shared.metrics.error(kind);
+            }
+        }
+    }
+
     /// `sync_failed`, once per failing streak.
     fn sync_failed(&mut self, error: &str) {
         if self.sync_failing {
@@ -888,6 +985,7 @@ impl Reconciler<'_> {
             entries,
             prunes,
             unmanaged,
+            ..
         } = published;
         self.shared.metrics.set_notifications(NotificationTotals {
             delivered: self.notifier.delivered(),
@@ -910,6 +1008,7 @@ impl Reconciler<'_> {
             },
             "last_error": error,
             "updated_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            "problems": self.problems.to_json(),
             "instances": entries,
             "prunes": prunes,
             "unmanaged": unmanaged,
@@ -919,10 +1018,22 @@ impl Reconciler<'_> {
             self.shared.status.update(|status| {
                 status["last_error"] = document["last_error"].clone();
                 status["source"] = document["source"].clone();
+                status["problems"] = document["problems"].clone();
                 status["updated_at"] = document["updated_at"].clone();
             });
         } else {
             self.shared.status.publish(&document);
         }
     }
+}
+
+/// A failing source, as a problem.
+fn source_problem(error: &str) -> Problem {
+    Problem::new(
+        "source",
+        "source",
+        format!(
+            "the source is failing; the last good snapshot is kept and nothing is pruned: {error}"
+        ),
+    )
 }

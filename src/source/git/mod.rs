@@ -57,6 +57,9 @@ pub struct GitSource {
     /// commit's objects reachable in the cache.
     accepted_ref: String,
     last: Option<Accepted>,
+    /// A commit accepted elsewhere (recorded on the leader's Lease), that
+    /// the first head of an empty cache must descend from.
+    required_ancestor: Option<String>,
     /// Whether a snapshot went out since `open`: until then the caller
     /// holds nothing, even when `last` came from an earlier run.
     delivered_since_open: bool,
@@ -270,6 +273,7 @@ impl GitSource {
             last_fetched: None,
             accepted_ref,
             last,
+            required_ancestor: None,
             delivered_since_open: false,
         })
     }
@@ -316,6 +320,43 @@ impl GitSource {
         outcome
     }
 
+    /// With an empty cache, a commit accepted elsewhere (another replica, a
+    /// pod since rescheduled) takes the place of the local record: the first
+    /// head must descend from it, or be accepted as a force-push.
+    pub fn require_descent_from(&mut self, revision: &str) {
+        if self.last.is_none() {
+            self.required_ancestor = Some(revision.to_owned());
+        }
+    }
+
+    fn check_required_ancestor(&self, head: Oid, revision: &str) -> Result<(), GitError> {
+        let Some(ancestor) = &self.required_ancestor else {
+            return Ok(());
+        };
+        // Absent from the fetched history, or not an ancestor: a rewind.
+        let descends = Oid::from_str(ancestor).ok().is_some_and(|oid| {
+            oid == head
+                || (self.repo.find_commit(oid).is_ok()
+                    && self.repo.graph_descendant_of(head, oid).unwrap_or(false))
+        });
+        if descends {
+            return Ok(());
+        }
+        if self.accept_force_push {
+            tracing::warn!(
+                url = %self.display_url(), branch = %self.branch, previous = %ancestor, %revision,
+                "accepting a force-push: the new head does not descend from the commit recorded on the Lease"
+            );
+            return Ok(());
+        }
+        Err(GitError::ForcePushed {
+            url: self.display_url().to_owned(),
+            branch: self.branch.clone(),
+            previous: ancestor.clone(),
+            revision: revision.to_owned(),
+        })
+    }
+
     /// Checks `head` against the last accepted commit and, when it is new
     /// and acceptable, reads and records it.
     fn accept(&mut self, head: Oid) -> Result<FetchOutcome, GitError> {
@@ -332,7 +373,10 @@ impl GitSource {
         };
         let commit = self.repo.find_commit(head).map_err(read_error)?;
         let changed_services = match &self.last {
-            None => None,
+            None => {
+                self.check_required_ancestor(head, &revision)?;
+                None
+            }
             // Not a descendant of itself, yet no force-push either.
             Some(_) if unchanged => None,
             Some(last) => {
