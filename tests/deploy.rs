@@ -70,7 +70,7 @@ fn rbac_grants_only_what_the_reconciler_uses() {
     assert_eq!(
         verbs,
         [
-            "    verbs: [\"get\", \"list\", \"watch\", \"patch\", \"delete\"]",
+            "    verbs: [\"get\", \"list\", \"patch\", \"create\", \"delete\"]",
             "    verbs: [\"create\", \"get\", \"list\", \"delete\"]",
             "    verbs: [\"create\"]",
             "    verbs: [\"get\", \"create\", \"update\"]",

@@ -101,7 +101,10 @@ pub fn build(template: &Json, resource: &Json) -> Json {
             "kind": resource.get("kind").cloned().unwrap_or(Json::Null),
             "name": name,
             "uid": resource.pointer("/metadata/uid").cloned().unwrap_or(Json::Null),
-            "blockOwnerDeletion": true,
+            // No blockOwnerDeletion: the resource is deleted with Background
+            // propagation, which never waits for dependents, so it would
+            // change nothing, yet it needs `update` on flinks/finalizers
+            // where OwnerReferencesPermissionEnforcement runs (OpenShift).
         }],
     });
     let env = [
@@ -175,6 +178,22 @@ mod tests {
             value("FLINK_GITOPS_SAVEPOINT_PATH"),
             Some(json!("s3://sp/"))
         );
+    }
+
+    /// The default Job needs nothing of the Kubernetes API, and asks
+    /// nothing that needs more RBAC than `deploy/rbac.yaml` grants.
+    #[test]
+    fn the_default_job_mounts_no_token_and_blocks_no_owner_deletion() {
+        let template = default_template().expect("template");
+        let job = build(&template, &resource());
+        assert_eq!(
+            job.pointer("/spec/template/spec/automountServiceAccountToken"),
+            Some(&Json::Bool(false))
+        );
+        let owner = job
+            .pointer("/metadata/ownerReferences/0")
+            .expect("an owner");
+        assert!(owner.get("blockOwnerDeletion").is_none(), "{owner}");
     }
 
     #[test]
