@@ -198,6 +198,206 @@ fn a_failed_shutdown_job_is_a_warning() {
     );
 }
 
+/// The canary removed from git, signalled, and its shutdown Job failed: each
+/// `apply --prune` from here on reports PruneFailed.
+fn with_a_failed_prune() -> Env {
+    let env = env();
+    env.apply();
+    env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
+    let run = env.run("apply", &["--prune"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    env.server.set_job_status(
+        FLINK_NAMESPACE,
+        "alpha-canary-shutdown",
+        support::fake_apiserver::job_failed(),
+    );
+    env
+}
+
+/// One failing `apply --prune` (exit 1: the prune failed).
+fn failing_prune(env: &Env) {
+    let run = env.run("apply", &["--prune"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("PruneFailed"), "{}", run.stdout);
+}
+
+fn prune_failed_events(env: &Env) -> Vec<Json> {
+    events(&env.server)
+        .into_iter()
+        .filter(|e| e["reason"] == "PruneFailed")
+        .collect()
+}
+
+#[test]
+fn a_prune_failing_every_cycle_is_one_warning_with_a_count() {
+    let env = with_a_failed_prune();
+    for _ in 0..3 {
+        failing_prune(&env);
+    }
+    let failed = prune_failed_events(&env);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    let event = &failed[0];
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["involvedObject"]["name"], "alpha-canary");
+    assert_eq!(event["count"], 3, "{event:#}");
+    let first = event["firstTimestamp"].as_str().expect("firstTimestamp");
+    let last = event["lastTimestamp"].as_str().expect("lastTimestamp");
+    assert!(first <= last, "{event:#}");
+    // The name is derived from what the Event says, not drawn at random.
+    let name = event["metadata"]["name"].as_str().expect("a name");
+    let hash = name
+        .strip_prefix("alpha-canary.")
+        .expect("the object's name");
+    assert!(
+        hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{name}"
+    );
+    // The first cycle created it; each repeat merge-patched it.
+    let patches: Vec<_> = env
+        .server
+        .event_writes()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 2, "{patches:#?}");
+    for patch in &patches {
+        assert_eq!(
+            patch.content_type.as_deref(),
+            Some("application/merge-patch+json")
+        );
+        assert!(
+            patch.path.ends_with(&format!("/events/{name}")),
+            "{patch:?}"
+        );
+    }
+    // The other Events of the canary are untouched.
+    assert_eq!(
+        reasons_for(&env, "alpha-canary"),
+        ["Created", "PruneRequested", "PruneFailed"]
+    );
+}
+
+#[test]
+fn distinct_reasons_and_objects_give_distinct_events() {
+    let env = with_a_failed_prune();
+    failing_prune(&env);
+    failing_prune(&env);
+    let all = events(&env.server);
+    let mut names: Vec<&str> = all
+        .iter()
+        .filter_map(|e| e["metadata"]["name"].as_str())
+        .collect();
+    let total = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), total, "{all:#?}");
+    // Three objects created, one requested, one failed (twice).
+    assert_eq!(total, 5, "{all:#?}");
+    for name in ["alpha-main", "beta--svc-main"] {
+        assert_eq!(reasons_for(&env, name), ["Created"], "{name}");
+    }
+    let counts: Vec<(String, u64)> = all
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_owned(),
+                e["count"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("Created".to_owned(), 1),
+            ("Created".to_owned(), 1),
+            ("Created".to_owned(), 1),
+            ("PruneRequested".to_owned(), 1),
+            ("PruneFailed".to_owned(), 2),
+        ]
+    );
+}
+
+#[test]
+fn an_event_that_expired_is_recorded_again() {
+    let env = with_a_failed_prune();
+    failing_prune(&env);
+    failing_prune(&env);
+    let expired = prune_failed_events(&env);
+    assert_eq!(expired.len(), 1, "{expired:#?}");
+    assert_eq!(expired[0]["count"], 2);
+    let name = expired[0]["metadata"]["name"]
+        .as_str()
+        .expect("a name")
+        .to_owned();
+    // kube-apiserver deletes Events after --event-ttl (1h by default).
+    assert!(env.server.remove_object("events", FLINK_NAMESPACE, &name));
+
+    failing_prune(&env);
+    let again = prune_failed_events(&env);
+    assert_eq!(again.len(), 1, "{again:#?}");
+    assert_eq!(again[0]["metadata"]["name"], name.as_str());
+    assert_eq!(again[0]["count"], 1, "a new Event: {:#}", again[0]);
+
+    failing_prune(&env);
+    assert_eq!(prune_failed_events(&env)[0]["count"], 2);
+}
+
+#[test]
+fn an_event_that_expires_between_the_read_and_the_update_is_created_again() {
+    let env = with_a_failed_prune();
+    failing_prune(&env);
+    let name = prune_failed_events(&env)[0]["metadata"]["name"]
+        .as_str()
+        .expect("a name")
+        .to_owned();
+    // The PATCH finds the Event gone, as when it expires after the read.
+    env.server.clear_requests();
+    env.server.inject(
+        support::fake_apiserver::Fault::status(404)
+            .method("PATCH")
+            .path("/events/"),
+    );
+    failing_prune(&env);
+    let requests: Vec<String> = env
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/events"))
+        .map(|r| format!("{} {}", r.method, r.path.rsplit('/').next().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            "POST events".to_owned(),
+            format!("GET {name}"),
+            format!("PATCH {name}"),
+            "POST events".to_owned(),
+            format!("GET {name}"),
+            format!("PATCH {name}"),
+        ]
+    );
+    assert_eq!(env.server.pending_faults(), 0);
+    let failed = prune_failed_events(&env);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0]["count"], 2, "{:#}", failed[0]);
+}
+
+#[test]
+fn an_event_that_cannot_be_updated_does_not_fail_the_prune() {
+    let env = with_a_failed_prune();
+    failing_prune(&env);
+    env.server.inject(
+        support::fake_apiserver::Fault::status(403)
+            .method("PATCH")
+            .path("/events/"),
+    );
+    // Still the prune's own exit code and report, not the Event's.
+    failing_prune(&env);
+    assert_eq!(prune_failed_events(&env)[0]["count"], 1);
+    failing_prune(&env);
+    assert_eq!(prune_failed_events(&env)[0]["count"], 2);
+}
+
 #[test]
 fn an_event_that_cannot_be_recorded_does_not_fail_the_write() {
     // Events are not served at all: every POST gets 404.
