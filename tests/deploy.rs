@@ -72,7 +72,7 @@ fn rbac_grants_only_what_the_reconciler_uses() {
         [
             "    verbs: [\"get\", \"list\", \"patch\", \"create\", \"delete\"]",
             "    verbs: [\"create\", \"get\", \"list\", \"delete\"]",
-            "    verbs: [\"create\"]",
+            "    verbs: [\"create\", \"get\", \"patch\"]",
             "    verbs: [\"get\", \"create\", \"update\"]",
         ]
     );

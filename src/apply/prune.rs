@@ -113,12 +113,22 @@ async fn record_event(entry: &PruneEntry, cluster: &KubeCluster, revision: &str)
                 at(requested_at)
             ),
         ),
-        PruneAction::Failed | PruneAction::TimedOut => (
+        PruneAction::Failed => (
             EventReason::PruneFailed,
             match job {
                 Some(job) => format!("Prune failed: shutdown Job {job}: {}", entry.message),
                 None => format!("Prune failed: {}", entry.message),
             },
+        ),
+        // A message without the elapsed time: the same Event each cycle,
+        // whose count grows, rather than a new one.
+        PruneAction::TimedOut => (
+            EventReason::PruneFailed,
+            format!(
+                "Prune failed: shutdown Job {} ran past prune.timeout; {} is kept",
+                job.unwrap_or("(missing)"),
+                live.subject()
+            ),
         ),
         _ => return,
     };
