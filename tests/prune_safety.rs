@@ -644,3 +644,72 @@ fn a_force_push_is_refused_by_a_replica_that_starts_with_an_empty_cache() {
     }
     assert_nothing_pruned(&server, "empty cache");
 }
+
+/// The bundled configuration keeps both kinds (`flink`, `flinkeks`, one
+/// CRD): each object is listed once and counted once.
+#[test]
+fn the_bundled_fixtures_count_each_object_once() {
+    let env = Env::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = std::fs::read_to_string(root.join("fixtures/flink-gitops.yaml")).expect("config");
+    assert!(config.contains("file_prefix: flinkeks"), "{config}");
+    env.write(
+        "flink-gitops.yaml",
+        &format!("{config}\nprune: {{grace: 0s}}\n"),
+    );
+    let fixtures = root.join("fixtures/soa-configs");
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
+            .arg(args[0])
+            .args(["--soa-dir", path_str(&fixtures)])
+            .args(["--config", path_str(&env.path("flink-gitops.yaml"))])
+            .args([
+                "--kubeconfig",
+                path_str(&env.kubeconfig),
+                "--cluster",
+                "norcal-devc",
+            ])
+            .args(&args[1..])
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run");
+        Run::from_output(output)
+    };
+    let first = run(&["apply"]);
+    assert_eq!(first.code, 0, "{}", first.text());
+    let created = summary_count(&first.stdout, "created");
+    assert!(created > 3, "{}", first.stdout);
+    // An orphan of the eks kind, as an earlier revision left it.
+    env.server.insert_as(
+        "flink-gitops",
+        json!({"apiVersion": "yelp.com/v1alpha1", "kind": "Flink",
+               "metadata": {"name": "gone--svc-eks", "namespace": FLINK_NAMESPACE,
+                            "labels": {"paasta.yelp.com/service": "gone_svc",
+                                       "paasta.yelp.com/instance": "eks",
+                                       "paasta.yelp.com/cluster": "norcal-devc",
+                                       "paasta.yelp.com/eks": "True"}},
+               "spec": {}}),
+    );
+    env.server.clear_requests();
+    let second = run(&["apply", "--prune"]);
+    assert_eq!(second.code, 0, "{}", second.text());
+    assert_eq!(env.lists(), 1, "one LIST for the CRD both kinds share");
+    assert_eq!(
+        summary_count(&second.stdout, "unchanged"),
+        created,
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        summary_count(&second.stdout, "orphaned"),
+        1,
+        "{}",
+        second.stdout
+    );
+    let lines_naming = |text: &str| text.lines().filter(|l| l.contains("gone--svc-eks")).count();
+    assert_eq!(lines_naming(&second.stdout), 1, "{}", second.stdout);
+    assert_eq!(stop_signals(&env.server), 1);
+    assert_eq!(job_creates(&env.server), 1);
+    let diff = run(&["diff", "--live", "kube"]);
+    assert_eq!(lines_naming(&diff.stdout), 1, "{}", diff.text());
+}

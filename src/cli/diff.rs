@@ -92,7 +92,7 @@ fn run_plan(
     let live = runtime()?.block_on(plan_against_cluster(&cluster_args, false))?;
     let plan = &live.plan;
     let text = match args.output {
-        PlanFormat::Text => plan_output::text(plan) + &plan_output::prunes_text(&live.prunes),
+        PlanFormat::Text => plan_output::text_with_prunes(plan, &live.prunes),
         PlanFormat::Markdown => {
             plan_output::markdown(plan) + &plan_output::prunes_markdown(&live.prunes)
         }

@@ -244,9 +244,26 @@ pub fn summary_line(plan: &Plan) -> String {
     parts.join(", ")
 }
 
+/// For terminals: the plan and then its prune steps, each orphan once (as
+/// its prune step when it has one).
+#[must_use]
+pub fn text_with_prunes(plan: &Plan, prunes: &PrunePlan) -> String {
+    let stepped: std::collections::HashSet<&str> = prunes
+        .entries
+        .iter()
+        .map(|e| e.orphan.subject.as_str())
+        .collect();
+    text_listing(plan, |subject| !stepped.contains(subject)) + &prunes_text(prunes)
+}
+
 /// For terminals: every entry that is not unchanged, with reasons and diff.
 #[must_use]
 pub fn text(plan: &Plan) -> String {
+    text_listing(plan, |_| true)
+}
+
+/// [`text`], listing only the orphans `list_orphan` accepts (by subject).
+fn text_listing(plan: &Plan, list_orphan: impl Fn(&str) -> bool) -> String {
     let mut out = String::new();
     for entry in &plan.entries {
         let marker = match entry.action {
@@ -276,7 +293,7 @@ pub fn text(plan: &Plan) -> String {
             out.push_str(&unified_diff(entry));
         }
     }
-    for orphan in &plan.orphans {
+    for orphan in plan.orphans.iter().filter(|o| list_orphan(&o.subject)) {
         let _ = writeln!(
             out,
             "? {} ({}.{}): no longer in soa-configs (not pruned)",
