@@ -5,20 +5,26 @@
 //! (values and the line and column of every node) and every error must be
 //! the same as saphyr-parser's: `load` is compared with `load_with_saphyr` on
 //! the fixtures, the PyYAML corpus, a synthetic soa-configs tree, generated
-//! documents and mutations of all of these.
+//! documents and mutations of all of these, also under a `max_nodes` limit
+//! at and just under their node count.
 
 #[path = "../benches/support/synthetic.rs"]
 #[allow(dead_code)]
 mod synthetic;
 
-use flink_gitops::config::yaml::{Limits, canonical_text, load, load_with_saphyr, takes_fast_path};
+use flink_gitops::config::yaml::{
+    Limits, canonical_text, load, load_with_saphyr, takes_fast_path, takes_fast_path_with,
+};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
 fn assert_same(text: &str, origin: &str) {
-    let limits = Limits::default();
-    let fast = load(text, &limits);
-    let reference = load_with_saphyr(text, &limits);
+    assert_same_with(text, origin, &Limits::default());
+}
+
+fn assert_same_with(text: &str, origin: &str, limits: &Limits) {
+    let fast = load(text, limits);
+    let reference = load_with_saphyr(text, limits);
     let (fast, reference) = (canonical_text(&fast), canonical_text(&reference));
     if fast != reference {
         let at = fast
@@ -28,8 +34,9 @@ fn assert_same(text: &str, origin: &str) {
             .unwrap_or(fast.len().min(reference.len()));
         let around = |s: &str| s[at.saturating_sub(150)..(at + 150).min(s.len())].to_owned();
         panic!(
-            "{origin}: the fast path differs from saphyr-parser on\n{text}\n\
+            "{origin}: the fast path differs from saphyr-parser (max_nodes {}) on\n{text}\n\
              fast:      …{}…\nsaphyr:    …{}…",
+            limits.max_nodes,
             around(&fast),
             around(&reference)
         );
@@ -83,6 +90,98 @@ fn fixtures_load_the_same_on_both_paths() {
     assert!(texts.len() > 40, "fixture files: {}", texts.len());
     for (origin, text) in &texts {
         assert_same(text, origin);
+    }
+}
+
+fn with_max_nodes(max_nodes: usize) -> Limits {
+    Limits {
+        max_nodes,
+        ..Limits::default()
+    }
+}
+
+fn over_max_nodes(text: &str, max_nodes: usize) -> bool {
+    load_with_saphyr(text, &with_max_nodes(max_nodes))
+        .is_err_and(|e| e.message.ends_with("(limit max_nodes)"))
+}
+
+/// The nodes of `text` as `max_nodes` counts them (found by bisection:
+/// the smallest limit it loads under), when it loads and has at least one
+/// and at most `bound`.
+fn node_count(text: &str, bound: usize) -> Option<usize> {
+    if load_with_saphyr(text, &with_max_nodes(bound)).is_err() || !over_max_nodes(text, 0) {
+        return None;
+    }
+    let (mut low, mut high) = (0, bound);
+    while high - low > 1 {
+        let mid = (low + high) / 2;
+        if over_max_nodes(text, mid) {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    Some(high)
+}
+
+/// Both paths agree on a file that loads when `max_nodes` is exactly its
+/// node count and when it is one less, and a file the fast path takes is
+/// still taken at its own node count.
+fn assert_same_at_and_over_max_nodes(text: &str, origin: &str) -> Option<usize> {
+    let count = node_count(text, 1 << 20)?;
+    assert_same_with(text, origin, &with_max_nodes(count));
+    assert!(!over_max_nodes(text, count), "{origin}");
+    if count > 1 {
+        assert_same_with(text, origin, &with_max_nodes(count - 1));
+        assert!(over_max_nodes(text, count - 1), "{origin}");
+        assert!(
+            !takes_fast_path_with(text, &with_max_nodes(count - 1)),
+            "{origin}: the fast path took a file over max_nodes"
+        );
+    }
+    assert_eq!(
+        takes_fast_path(text),
+        takes_fast_path_with(text, &with_max_nodes(count)),
+        "{origin}: at max_nodes, the fast path must take what it takes without the limit"
+    );
+    Some(count)
+}
+
+#[test]
+fn fixtures_and_the_corpus_load_the_same_at_and_over_max_nodes() {
+    let mut largest = 0;
+    for (origin, text) in fixture_texts().iter().chain(&corpus_texts()) {
+        if let Some(count) = assert_same_at_and_over_max_nodes(text, origin) {
+            largest = largest.max(count);
+        }
+        assert_same_with(text, origin, &with_max_nodes(1));
+    }
+    // The fixtures include a live export of 1,316 nodes.
+    assert!(largest > 1000, "largest node count: {largest}");
+}
+
+#[test]
+fn a_flow_list_over_max_nodes_is_refused_the_same_on_both_paths() {
+    let limit = Limits::default().max_nodes;
+    let list = |items: usize| format!("a: [{}]\n", vec!["x"; items].join(", "));
+    // A mapping, a key and the list make 3 nodes.
+    let at = list(limit - 3);
+    assert!(takes_fast_path(&at));
+    assert_same(&at, "a flow list at max_nodes");
+    assert!(load(&at, &Limits::default()).is_ok());
+    for items in [limit - 2, limit + 1] {
+        let over = list(items);
+        assert!(!takes_fast_path(&over));
+        assert_same(&over, "a flow list over max_nodes");
+        let err = load(&over, &Limits::default()).expect_err("over max_nodes");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "1:{}: the file has {} nodes by here, over {limit} nodes (limit max_nodes)",
+                5 + 3 * (limit - 3),
+                limit + 1
+            )
+        );
     }
 }
 
@@ -334,6 +433,7 @@ proptest! {
         doc in doc(),
         style in prop::collection::vec(any::<u8>(), 1..8),
         explicit in any::<bool>(),
+        at_max_nodes in any::<bool>(),
     ) {
         let mut text = String::new();
         if explicit {
@@ -344,6 +444,9 @@ proptest! {
         }
         write(&doc, 0, &style, &mut text, &mut 0);
         assert_same(&text, "generated");
+        if at_max_nodes {
+            assert_same_at_and_over_max_nodes(&text, "generated");
+        }
     }
 
     #[test]
@@ -370,6 +473,9 @@ proptest! {
         }
         if let Ok(text) = String::from_utf8(bytes) {
             assert_same(&text, origin);
+            if seed % 4 == 0 {
+                assert_same_at_and_over_max_nodes(&text, origin);
+            }
         }
     }
 }

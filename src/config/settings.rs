@@ -419,6 +419,7 @@ impl Settings {
             limits.max_alias_nodes,
             limits.max_document_bytes,
             limits.max_scalar_bytes,
+            limits.max_nodes,
         ]
         .contains(&0)
         {
@@ -590,16 +591,20 @@ mod tests {
             Settings::parse("limits: {max_scalar_bytes: 64}\n", "f.yaml").expect("limits");
         assert_eq!(settings.limits.max_scalar_bytes, 64);
         assert_eq!(settings.limits.max_depth, Limits::default().max_depth);
-        let err = Settings::parse("limits:\n  max_nodes: 1\n", "f.yaml").expect_err("unknown");
-        assert!(err.to_string().contains("max_nodes"), "{err}");
-        let err =
-            Settings::parse("cluster: a\nlimits: {max_depth: 0}\n", "f.yaml").expect_err("zero");
-        match err {
-            SettingsError::InvalidKey { key, mark, .. } => {
-                assert_eq!(key, "limits");
-                assert_eq!(mark.line, 2);
+        let err = Settings::parse("limits:\n  max_items: 1\n", "f.yaml").expect_err("unknown");
+        assert!(err.to_string().contains("max_items"), "{err}");
+        let settings = Settings::parse("limits: {max_nodes: 500}\n", "f.yaml").expect("max_nodes");
+        assert_eq!(settings.limits.max_nodes, 500);
+        for zero in ["max_depth", "max_nodes"] {
+            let text = format!("cluster: a\nlimits: {{{zero}: 0}}\n");
+            let err = Settings::parse(&text, "f.yaml").expect_err("zero");
+            match err {
+                SettingsError::InvalidKey { key, mark, .. } => {
+                    assert_eq!(key, "limits");
+                    assert_eq!(mark.line, 2);
+                }
+                other => panic!("{zero}: {other}"),
             }
-            other => panic!("{other}"),
         }
     }
 

@@ -8,8 +8,8 @@
 //! (`1`, `1.0` and `true` are the same key) and "one document per file".
 //!
 //! Every node keeps its line and column for error messages. Limits on nesting
-//! depth, alias expansion and document size keep a hostile file from taking
-//! the process down.
+//! depth, alias expansion, node count and document size keep a hostile file
+//! from taking the process down.
 
 use super::scalar::{self, Scalar, ScalarError};
 use super::yaml_subset;
@@ -361,6 +361,13 @@ pub struct Limits {
     pub max_document_bytes: usize,
     /// Longest scalar accepted, in bytes of its source text.
     pub max_scalar_bytes: usize,
+    /// Most nodes (scalars, sequences, mappings, aliases) written in one
+    /// file. The byte limit alone does not bound memory: a flow list item
+    /// takes two bytes (`a,`) in the file but well over a hundred once
+    /// loaded, converted and rendered, so a 6 MB file of 3 million items
+    /// took over 500 MB. Copies made by aliases count toward
+    /// `max_alias_nodes` instead.
+    pub max_nodes: usize,
 }
 
 impl Default for Limits {
@@ -370,6 +377,9 @@ impl Default for Limits {
             max_alias_nodes: 100_000,
             max_document_bytes: 8 * 1024 * 1024,
             max_scalar_bytes: 1024 * 1024,
+            // The largest soa-configs file we know of has a few hundred nodes
+            // (docs/memory.md); 100,000 keeps a file's tree to a few MB.
+            max_nodes: 100_000,
         }
     }
 }
@@ -396,7 +406,9 @@ pub fn load(text: &str, limits: &Limits) -> Result<Option<Node>, LoadError> {
     check_size(text, limits)?;
     // The fast path takes only printable ASCII, so the character check is
     // only needed when it gives up.
-    let events = match yaml_subset::events(text) {
+    // A file over `max_nodes` makes the fast path give up, and
+    // saphyr-parser's events then reach the same error below.
+    let events = match yaml_subset::events(text, limits.max_nodes) {
         Some(events) => Events::Scanned(events.into_iter(), text),
         None => {
             check_characters(text)?;
@@ -467,7 +479,14 @@ pub fn canonical_text(loaded: &Result<Option<Node>, LoadError>) -> String {
 #[doc(hidden)]
 #[must_use]
 pub fn takes_fast_path(text: &str) -> bool {
-    yaml_subset::events(text).is_some()
+    takes_fast_path_with(text, &Limits::default())
+}
+
+/// [`takes_fast_path`] under `limits` (a file over `max_nodes` does not).
+#[doc(hidden)]
+#[must_use]
+pub fn takes_fast_path_with(text: &str, limits: &Limits) -> bool {
+    yaml_subset::events(text, limits.max_nodes).is_some()
 }
 
 fn compose(events: Events<'_>, limits: &Limits) -> Result<Option<Node>, LoadError> {
@@ -475,6 +494,7 @@ fn compose(events: Events<'_>, limits: &Limits) -> Result<Option<Node>, LoadErro
         events,
         anchors: HashMap::new(),
         alias_nodes: 0,
+        nodes: 0,
         limits: *limits,
         pending_items: Vec::new(),
         pending_pairs: Vec::new(),
@@ -553,6 +573,8 @@ struct Composer<'a> {
     /// Anchor id to the node it names and the node count of that node.
     anchors: HashMap<usize, (Node, usize)>,
     alias_nodes: usize,
+    /// Nodes composed so far, each alias counting one (see `max_nodes`).
+    nodes: usize,
     limits: Limits,
     /// The items of the sequences being built, innermost last: a sequence
     /// takes exactly its own items at its end (one allocation of the right
@@ -649,6 +671,15 @@ impl<'a> Composer<'a> {
         mark: Mark,
         depth: usize,
     ) -> Result<(Node, usize, Role), LoadError> {
+        if matches!(
+            event,
+            Event::Alias(_)
+                | Event::Scalar(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        ) {
+            self.count_node(mark)?;
+        }
         match event {
             Event::Alias(id) => {
                 let (node, count) = self
@@ -732,6 +763,22 @@ impl<'a> Composer<'a> {
                 format!("unexpected YAML event {other:?}"),
             )),
         }
+    }
+
+    /// Counts one more node, failing on the first one over `max_nodes`: a
+    /// huge file stops here, before the rest of it is parsed or built.
+    fn count_node(&mut self, mark: Mark) -> Result<(), LoadError> {
+        self.nodes += 1;
+        if self.nodes > self.limits.max_nodes {
+            return Err(LoadError::new(
+                mark,
+                format!(
+                    "the file has {} nodes by here, over {} nodes (limit max_nodes)",
+                    self.nodes, self.limits.max_nodes
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn check_depth(&self, depth: usize, mark: Mark) -> Result<(), LoadError> {
@@ -1237,6 +1284,97 @@ mod tests {
         assert!(err.message.contains("max_scalar_bytes"), "{err}");
     }
 
+    /// `[x, x, …]` with `items` items: `items + 1` nodes on line 1, the last
+    /// item at column `3 * items - 1`.
+    fn flow_list(items: usize) -> String {
+        let mut text = String::with_capacity(3 * items + 2);
+        text.push('[');
+        for i in 0..items {
+            text.push_str(if i == 0 { "x" } else { ", x" });
+        }
+        text.push_str("]\n");
+        text
+    }
+
+    #[test]
+    fn a_file_over_max_nodes_is_refused_at_the_first_node_over() {
+        let limit = Limits::default().max_nodes;
+        // The list and `limit - 1` items: exactly at the limit.
+        let at = flow_list(limit - 1);
+        for loaded in [
+            load(&at, &Limits::default()),
+            load_with_saphyr(&at, &Limits::default()),
+        ] {
+            match loaded {
+                Ok(Some(Node {
+                    value: NodeValue::Seq(items),
+                    ..
+                })) => assert_eq!(items.len(), limit - 1),
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+        }
+        // One more item, and a list of `limit + 1` items.
+        for items in [limit, limit + 1] {
+            let over = flow_list(items);
+            let expected = LoadError::new(
+                Mark {
+                    line: 1,
+                    column: 3 * limit - 1,
+                },
+                format!(
+                    "the file has {} nodes by here, over {limit} nodes (limit max_nodes)",
+                    limit + 1
+                ),
+            );
+            assert_eq!(load(&over, &Limits::default()), Err(expected.clone()));
+            assert_eq!(load_with_saphyr(&over, &Limits::default()), Err(expected));
+        }
+    }
+
+    #[test]
+    fn max_nodes_counts_keys_collections_and_aliases_but_not_alias_copies() {
+        let limits = |max_nodes| Limits {
+            max_nodes,
+            ..Limits::default()
+        };
+        // A mapping, two keys, a list of two, an alias: 7 nodes (the alias
+        // copies three, which `max_alias_nodes` counts).
+        let text = "a: &l [1, 2]\nb: *l\n";
+        assert!(load(text, &limits(7)).is_ok());
+        let err = load(text, &limits(6)).expect_err("over");
+        assert_eq!(err.mark, Mark { line: 2, column: 4 }, "{err}");
+        assert!(
+            err.message.ends_with("over 6 nodes (limit max_nodes)"),
+            "{err}"
+        );
+        // Block collections, and a file the fast path does not take.
+        let text = "a:\n  - 1\n  - 2\nb: |\n  text\n";
+        let root = load(text, &limits(7))
+            .expect("at the limit")
+            .expect("a root");
+        let NodeValue::Map(mapping) = root.value else {
+            panic!("a mapping");
+        };
+        let block = mapping.get("b").expect("b").mark;
+        let err = load(text, &limits(6)).expect_err("over");
+        // The position the loader gives the block scalar itself.
+        assert_eq!(err.mark, block, "{err}");
+    }
+
+    #[test]
+    fn the_fast_path_takes_a_file_at_max_nodes_and_gives_up_over_it() {
+        let text = "a:\n  - 1\n  - [2, *x]\n";
+        let text = text.replace("*x", "3");
+        // A mapping, a key, two lists and three numbers: 7 nodes.
+        assert!(yaml_subset::events(&text, 7).is_some());
+        assert!(yaml_subset::events(&text, 6).is_none());
+        // A file with more content lines than the limit allows is not even
+        // split into lines.
+        let many = "- a\n".repeat(10);
+        assert!(yaml_subset::events(&many, 11).is_some());
+        assert!(yaml_subset::events(&many, 4).is_none());
+    }
+
     #[test]
     fn limits_are_configured_with_defaults_for_missing_keys() {
         let limits: Limits = serde_json::from_str(r#"{"max_depth": 4}"#).expect("partial limits");
@@ -1247,6 +1385,8 @@ mod tests {
                 ..Limits::default()
             }
         );
-        assert!(serde_json::from_str::<Limits>(r#"{"max_nodes": 4}"#).is_err());
+        let limits: Limits = serde_json::from_str(r#"{"max_nodes": 4}"#).expect("max_nodes");
+        assert_eq!(limits.max_nodes, 4);
+        assert!(serde_json::from_str::<Limits>(r#"{"max_items": 4}"#).is_err());
     }
 }

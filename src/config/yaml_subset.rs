@@ -10,6 +10,13 @@
 //! non-ASCII text, flow mappings, unusual spacing, unknown aliases, errors) it
 //! gives up and returns `None`, and the caller parses the file with
 //! saphyr-parser as before. The loader's tests compare both paths.
+//!
+//! It also gives up as soon as the file has more nodes than `max_nodes`
+//! (without scanning the rest): saphyr-parser, whose events the composer
+//! reads one at a time, then reports the error at the same node. Stopping
+//! there keeps the event list of a huge file to the limit's size, and
+//! leaving the error to one path keeps the two paths' results the same
+//! even when the rest of the line would not have been in the subset.
 
 use super::yaml::{Mark, every_byte};
 use saphyr_parser::{Event, ScalarStyle};
@@ -103,20 +110,30 @@ const MAX_ANCHORS: usize = 256;
 /// saphyr-parser, which reports them.
 const MAX_KEY_LEN: usize = 1000;
 
-/// The events of `text` when it is in the subset, `None` when it is not.
-pub(super) fn events(text: &str) -> Option<Vec<Scanned>> {
+/// The events of `text` when it is in the subset and has at most
+/// `max_nodes` nodes, `None` otherwise.
+pub(super) fn events(text: &str, max_nodes: usize) -> Option<Vec<Scanned>> {
     // Offsets, lines and columns are kept in 32 bits.
     if u32::try_from(text.len()).is_err() {
         return None;
     }
-    let lines = content_lines(text)?;
+    // Every content line of the subset but the `---` holds a node or is a
+    // `-` (or `- &anchor`) whose item starts on the next line, so a file
+    // with more lines than this has more than `max_nodes` nodes.
+    let max_lines = max_nodes.saturating_mul(2).saturating_add(2);
+    let lines = content_lines(text, max_lines)?;
+    // A node makes at most two events (its start and end) and the stream
+    // four more: the list is reserved for what the file can need, not more.
+    let capacity = (text.len() / 8).min(max_nodes.saturating_mul(2).saturating_add(4));
     let mut scanner = Scanner {
         text,
         lines,
         at: 0,
-        events: Vec::with_capacity(text.len() / 8),
+        events: Vec::with_capacity(capacity),
         anchors: Vec::new(),
         depth: 0,
+        nodes: 0,
+        max_nodes,
     };
     scanner.stream()?;
     Some(scanner.events)
@@ -149,13 +166,14 @@ impl Line {
 }
 
 /// Splits `text` into its content lines; `None` when a byte outside the
-/// subset appears (tabs, carriage returns, non-ASCII, control characters).
-fn content_lines(text: &str) -> Option<Vec<Line>> {
+/// subset appears (tabs, carriage returns, non-ASCII, control characters)
+/// or there are more than `max_lines` of them.
+fn content_lines(text: &str, max_lines: usize) -> Option<Vec<Line>> {
     if !every_byte(text, |b| (b == b'\n') | (b' '..=b'~').contains(&b)) {
         return None;
     }
     let bytes = text.as_bytes();
-    let mut lines = Vec::with_capacity(bytes.len() / 24);
+    let mut lines = Vec::with_capacity((bytes.len() / 24).min(max_lines));
     let mut begin = 0;
     let mut number = 1;
     while begin < bytes.len() {
@@ -168,6 +186,9 @@ fn content_lines(text: &str) -> Option<Vec<Line>> {
             .position(|&b| b != b' ')
             .map_or(end, |p| begin + p);
         if start < end && bytes[start] != b'#' {
+            if lines.len() == max_lines {
+                return None;
+            }
             lines.push(Line {
                 number,
                 begin,
@@ -190,6 +211,9 @@ struct Scanner<'a> {
     /// Anchor names and their ids, newest last (a name may be redefined).
     anchors: Vec<(&'a str, usize)>,
     depth: usize,
+    /// Node events pushed so far, counted like the composer counts them.
+    nodes: usize,
+    max_nodes: usize,
 }
 
 /// The origin of a document-level event, whose position the composer ignores.
@@ -211,14 +235,14 @@ impl<'a> Scanner<'a> {
         if self.is_document_marker(&root) {
             return None;
         }
-        self.push(Kind::StreamStart, 0, NO_MARK);
-        self.push(Kind::DocumentStart { explicit }, 0, NO_MARK);
+        self.push(Kind::StreamStart, 0, NO_MARK)?;
+        self.push(Kind::DocumentStart { explicit }, 0, NO_MARK)?;
         self.block_collection(0, None)?;
         if self.at != self.lines.len() {
             return None;
         }
-        self.push(Kind::DocumentEnd, 0, NO_MARK);
-        self.push(Kind::StreamEnd, 0, NO_MARK);
+        self.push(Kind::DocumentEnd, 0, NO_MARK)?;
+        self.push(Kind::StreamEnd, 0, NO_MARK)?;
         Some(())
     }
 
@@ -284,7 +308,7 @@ impl<'a> Scanner<'a> {
         let first = self.lines[self.at];
         let indent = start - first.begin;
         let mark = anchor_mark.unwrap_or_else(|| first.mark(start));
-        self.push(Kind::MappingStart, anchor, mark);
+        self.push(Kind::MappingStart, anchor, mark)?;
         loop {
             self.mapping_entry(start, indent)?;
             let Some(next) = self.lines.get(self.at).copied() else {
@@ -298,7 +322,7 @@ impl<'a> Scanner<'a> {
             }
             start = next.start;
         }
-        self.push(Kind::MappingEnd, 0, NO_MARK);
+        self.push(Kind::MappingEnd, 0, NO_MARK)?;
         self.depth -= 1;
         Some(())
     }
@@ -308,7 +332,7 @@ impl<'a> Scanner<'a> {
     fn mapping_entry(&mut self, start: usize, indent: usize) -> Option<()> {
         let line = self.lines[self.at];
         let key = self.key(start, line.end)?;
-        self.scalar(key.text, 0, line.mark(start));
+        self.scalar(key.text, 0, line.mark(start))?;
         let value = self.skip_spaces(key.colon + 1, line.end);
         if value == line.end || self.bytes()[value] == b'#' {
             self.at += 1;
@@ -319,7 +343,7 @@ impl<'a> Scanner<'a> {
                 }
                 _ => {
                     let mark = line.mark(key.colon);
-                    self.scalar(EMPTY, 0, mark);
+                    self.scalar(EMPTY, 0, mark)?;
                     Some(())
                 }
             };
@@ -351,7 +375,7 @@ impl<'a> Scanner<'a> {
             }
             None => first.mark(first.start),
         };
-        self.push(Kind::SequenceStart, anchor, mark);
+        self.push(Kind::SequenceStart, anchor, mark)?;
         loop {
             self.sequence_item(indent)?;
             let Some(next) = self.lines.get(self.at).copied() else {
@@ -370,7 +394,7 @@ impl<'a> Scanner<'a> {
                 return None;
             }
         }
-        self.push(Kind::SequenceEnd, 0, NO_MARK);
+        self.push(Kind::SequenceEnd, 0, NO_MARK)?;
         self.depth -= 1;
         Some(())
     }
@@ -384,7 +408,7 @@ impl<'a> Scanner<'a> {
             return match self.lines.get(self.at).copied() {
                 Some(next) if next.indent() > indent => self.block_collection(0, None),
                 _ => {
-                    self.scalar(EMPTY, 0, line.mark(line.end));
+                    self.scalar(EMPTY, 0, line.mark(line.end))?;
                     Some(())
                 }
             };
@@ -428,18 +452,18 @@ impl<'a> Scanner<'a> {
             b'*' if anchor == 0 => {
                 let name_end = self.name_end(start + 1, line.end)?;
                 let id = self.alias(&self.text[start + 1..name_end])?;
-                self.push(Kind::Alias, id, mark);
+                self.push(Kind::Alias, id, mark)?;
                 name_end
             }
             b'\'' | b'"' => {
                 let (text, end) = self.quoted(start, line.end)?;
-                self.scalar(text, anchor, mark);
+                self.scalar(text, anchor, mark)?;
                 end
             }
             b'[' => self.flow_sequence(start, line, anchor, mark)?,
             b'{' if self.bytes()[start..line.end].starts_with(b"{}") => {
-                self.push(Kind::MappingStart, anchor, mark);
-                self.push(Kind::MappingEnd, 0, NO_MARK);
+                self.push(Kind::MappingStart, anchor, mark)?;
+                self.push(Kind::MappingEnd, 0, NO_MARK)?;
                 start + 2
             }
             // `-1`, `-Xmx4g`: a dash followed by a non-space starts a plain scalar.
@@ -487,7 +511,7 @@ impl<'a> Scanner<'a> {
         if value.ends_with(':') || value.contains(": ") {
             return None;
         }
-        self.scalar((Style::Plain, start, start + text_end), anchor, mark);
+        self.scalar((Style::Plain, start, start + text_end), anchor, mark)?;
         Some(start + stop)
     }
 
@@ -499,10 +523,10 @@ impl<'a> Scanner<'a> {
         anchor: usize,
         mark: Mark,
     ) -> Option<usize> {
-        self.push(Kind::SequenceStart, anchor, mark);
+        self.push(Kind::SequenceStart, anchor, mark)?;
         let mut at = self.skip_spaces(open + 1, line.end);
         if self.bytes().get(at) == Some(&b']') {
-            self.push(Kind::SequenceEnd, 0, NO_MARK);
+            self.push(Kind::SequenceEnd, 0, NO_MARK)?;
             return Some(at + 1);
         }
         loop {
@@ -510,12 +534,12 @@ impl<'a> Scanner<'a> {
                 b'*' => {
                     let end = self.name_end(at + 1, line.end)?;
                     let id = self.alias(&self.text[at + 1..end])?;
-                    self.push(Kind::Alias, id, line.mark(at));
+                    self.push(Kind::Alias, id, line.mark(at))?;
                     end
                 }
                 b'\'' | b'"' => {
                     let (text, end) = self.quoted(at, line.end)?;
-                    self.scalar(text, 0, line.mark(at));
+                    self.scalar(text, 0, line.mark(at))?;
                     end
                 }
                 b if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'/' => {
@@ -523,7 +547,7 @@ impl<'a> Scanner<'a> {
                         .iter()
                         .position(|&b| !is_flow_word(b))
                         .unwrap_or(line.end - at);
-                    self.scalar((Style::Plain, at, at + len), 0, line.mark(at));
+                    self.scalar((Style::Plain, at, at + len), 0, line.mark(at))?;
                     at + len
                 }
                 _ => return None,
@@ -531,7 +555,7 @@ impl<'a> Scanner<'a> {
             at = self.skip_spaces(item_end, line.end);
             match *self.bytes().get(at)? {
                 b']' if at < line.end => {
-                    self.push(Kind::SequenceEnd, 0, NO_MARK);
+                    self.push(Kind::SequenceEnd, 0, NO_MARK)?;
                     return Some(at + 1);
                 }
                 b',' if at < line.end => {
@@ -624,18 +648,38 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn push(&mut self, kind: Kind, id: usize, mark: Mark) {
-        self.push_text(kind, id, 0, 0, mark);
+    #[must_use]
+    fn push(&mut self, kind: Kind, id: usize, mark: Mark) -> Option<()> {
+        self.push_text(kind, id, 0, 0, mark)
     }
 
-    fn scalar(&mut self, (style, start, end): Text, anchor: usize, mark: Mark) {
-        self.push_text(Kind::Scalar(style), anchor, start, end, mark);
+    #[must_use]
+    fn scalar(&mut self, (style, start, end): Text, anchor: usize, mark: Mark) -> Option<()> {
+        self.push_text(Kind::Scalar(style), anchor, start, end, mark)
     }
 
+    /// Adds an event; `None` (give up) when it is a node over `max_nodes`.
     // Every offset, line and column is below the text's length, which
     // `events` checked fits in 32 bits.
     #[allow(clippy::cast_possible_truncation)]
-    fn push_text(&mut self, kind: Kind, id: usize, start: usize, end: usize, mark: Mark) {
+    #[must_use]
+    fn push_text(
+        &mut self,
+        kind: Kind,
+        id: usize,
+        start: usize,
+        end: usize,
+        mark: Mark,
+    ) -> Option<()> {
+        if matches!(
+            kind,
+            Kind::Scalar(_) | Kind::Alias | Kind::SequenceStart | Kind::MappingStart
+        ) {
+            self.nodes += 1;
+            if self.nodes > self.max_nodes {
+                return None;
+            }
+        }
         self.events.push(Scanned {
             kind,
             id: id as u32,
@@ -644,6 +688,7 @@ impl<'a> Scanner<'a> {
             line: mark.line as u32,
             column: mark.column as u32,
         });
+        Some(())
     }
 
     fn skip_spaces(&self, from: usize, end: usize) -> usize {
