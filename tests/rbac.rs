@@ -427,3 +427,47 @@ fn creating_a_namespace_needs_the_documented_cluster_role() {
         env.server.denied()
     );
 }
+
+// --- Outside the shipped identity: `status` is run by people.
+
+/// `flink-gitops status` as the ServiceAccount cannot list Pods (nor
+/// Events): deploy/rbac.yaml grants neither, so the command is for people
+/// with their own credentials; run as the ServiceAccount it says so.
+#[test]
+fn status_as_the_service_account_cannot_list_pods() {
+    let env = env();
+    env.apply();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
+        .arg("status")
+        .args([
+            "--config",
+            support::scenario::path_str(&env.path("flink-gitops.yaml")),
+        ])
+        .args(["--kubeconfig", support::scenario::path_str(&env.kubeconfig)])
+        .args([
+            "--service",
+            "alpha",
+            "--instance",
+            "main",
+            "--cluster",
+            "c1",
+        ])
+        .env_remove("KUBECONFIG")
+        .env_remove("FLINK_GITOPS_SOA_DIR")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run flink-gitops status");
+    let seen = output_of(&output);
+    assert!(
+        seen.contains(&denial("list", "pods", "", FLINK_NAMESPACE)),
+        "{seen}"
+    );
+}
+
+fn output_of(output: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
