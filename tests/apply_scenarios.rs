@@ -410,6 +410,9 @@ fn an_unlabelled_object_with_our_name_is_never_touched() {
 fn missing_namespace_is_created_when_configured() {
     let server = FakeApiServer::start();
     server.register_flink();
+    // The ServiceAccount needs the ClusterRole deploy/rbac.yaml documents
+    // for this setting (tests/rbac.rs shows the 403 without it).
+    server.grant(support::fake_apiserver::Rbac::namespaces_addon());
     let env = Env {
         kubeconfig: server.write_kubeconfig(tempfile::tempdir().expect("tmp").keep().as_path()),
         server,

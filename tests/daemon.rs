@@ -93,10 +93,12 @@ fn applied_revisions(server: &FakeApiServer, name: &str) -> Vec<(String, String)
         .collect()
 }
 
-/// The stdout of `flink-gitops status ARGS` against the fake API server.
+/// The stdout of `flink-gitops status ARGS` against the fake API server, as
+/// the admin: `status` is run by people, and it lists Pods and Events, which
+/// the reconciler's ServiceAccount is not granted.
 fn status_command(server: &FakeApiServer, args: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = server.write_kubeconfig(dir.path());
+    let kubeconfig = server.write_admin_kubeconfig(dir.path());
     let output = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
         .arg("status")
         .args(["--kubeconfig", kubeconfig.to_str().expect("utf-8")])

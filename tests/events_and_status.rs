@@ -24,13 +24,17 @@ fn reasons_for(env: &Env, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// `flink-gitops status` with NO_COLOR=1, the scenario's configuration and kubeconfig.
+/// `flink-gitops status` with NO_COLOR=1, the scenario's configuration and
+/// an admin kubeconfig: `status` is run by people with their own
+/// credentials, and it lists Pods and Events, which the reconciler's
+/// ServiceAccount is not granted (deploy/rbac.yaml).
 fn status(env: &Env, extra: &[&str]) -> Run {
     let config = env.path("flink-gitops.yaml");
+    let kubeconfig = env.server.write_admin_kubeconfig(env.dir.path());
     let output = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
         .arg("status")
         .args(["--config", path_str(&config)])
-        .args(["--kubeconfig", path_str(&env.kubeconfig)])
+        .args(["--kubeconfig", path_str(&kubeconfig)])
         .args(extra)
         .env_remove("KUBECONFIG")
         .env_remove("FLINK_GITOPS_SOA_DIR")

@@ -20,10 +20,12 @@ const MERGE: &str = "application/merge-patch+json";
 const JSON_PATCH: &str = "application/json-patch+json";
 const APPLY: &str = "application/apply-patch+yaml";
 
+/// A kube client as the cluster admin: these tests are about the fake's
+/// API behaviour, not the reconciler's permissions (tests/rbac.rs).
 async fn client(server: &FakeApiServer) -> kube::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = server.write_kubeconfig(dir.path());
+    let path = server.write_admin_kubeconfig(dir.path());
     let kubeconfig = Kubeconfig::read_from(&path).expect("kubeconfig parses");
     let mut config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -1528,4 +1530,211 @@ async fn dry_run_delete_deletes_no_job_and_collects_nothing() {
     assert!(server.gc_events().is_empty());
     assert!(server.requests().iter().all(|r| r.is_dry_run()));
     assert!(server.writes().is_empty());
+}
+
+// --- Authentication and RBAC (the product's own permissions: tests/rbac.rs).
+
+const SA: Option<&str> = Some(support::fake_apiserver::SERVICE_ACCOUNT_TOKEN);
+
+fn flink_body(name: &str) -> String {
+    flink(name, json!({"image": "x"})).to_string()
+}
+
+#[test]
+fn the_service_account_gets_what_deploy_rbac_grants_and_403_otherwise() {
+    let server = FakeApiServer::with_flinks();
+    server.register_leases();
+    server.create_namespace("flink-gitops");
+    let ok = server.raw_with_token(SA, "GET", FLINKS, None, None);
+    assert_eq!(ok.status, 200, "list is granted: {}", ok.body);
+    // No `update` on flinks: PUT is refused before the handler (not 404).
+    let put = server.raw_with_token(
+        SA,
+        "PUT",
+        &format!("{FLINKS}/x"),
+        Some("application/json"),
+        Some(&flink_body("x")),
+    );
+    assert_eq!(put.status, 403, "{}", put.body);
+    assert_eq!(
+        put.json(),
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "flinks.yelp.com \"x\" is forbidden: User \"system:serviceaccount:flink-gitops:flink-gitops\" cannot update resource \"flinks\" in API group \"yelp.com\" in the namespace \"paasta-flinks\"",
+            "reason": "Forbidden",
+            "details": {"name": "x", "group": "yelp.com", "kind": "flinks"},
+            "code": 403,
+        })
+    );
+    // A collection has no name in the message; the core group is "".
+    let pods = server.raw_with_token(
+        SA,
+        "GET",
+        "/api/v1/namespaces/paasta-flinks/pods",
+        None,
+        None,
+    );
+    assert_eq!(pods.status, 403);
+    assert_eq!(
+        pods.json()["message"],
+        "pods is forbidden: User \"system:serviceaccount:flink-gitops:flink-gitops\" cannot list resource \"pods\" in API group \"\" in the namespace \"paasta-flinks\""
+    );
+    // The Role binds in its own namespace only.
+    let elsewhere = server.raw_with_token(
+        SA,
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/paasta-flinks/leases/l",
+        None,
+        None,
+    );
+    assert_eq!(elsewhere.status, 403);
+    let lease = server.raw_with_token(
+        SA,
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/flink-gitops/leases/l",
+        None,
+        None,
+    );
+    assert_eq!(lease.status, 404, "authorized, then not found");
+    // Cluster scope and namespaces: not granted by the shipped file.
+    let namespace =
+        server.raw_with_token(SA, "GET", "/api/v1/namespaces/paasta-flinks", None, None);
+    assert_eq!(namespace.status, 403);
+    assert!(
+        namespace.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot get resource \"namespaces\" in API group \"\" in the namespace \"paasta-flinks\""),
+        "{}",
+        namespace.body
+    );
+    // Discovery is open to every authenticated user (system:discovery).
+    for path in [
+        "/version",
+        "/api",
+        "/api/v1",
+        "/apis",
+        "/apis/yelp.com/v1alpha1",
+    ] {
+        let reply = server.raw_with_token(SA, "GET", path, None, None);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    }
+    let denied = server.denied();
+    assert_eq!(denied.len(), 4, "{denied:#?}");
+    assert!(
+        denied
+            .iter()
+            .all(|d| d.code == 403 && d.user == support::fake_apiserver::SERVICE_ACCOUNT_USER)
+    );
+}
+
+#[test]
+fn no_token_is_anonymous_an_unknown_one_401_unless_permissive() {
+    let server = FakeApiServer::with_flinks();
+    let anonymous = server.raw_with_token(None, "GET", FLINKS, None, None);
+    assert_eq!(anonymous.status, 403);
+    assert!(
+        anonymous
+            .body
+            .contains("User \\\"system:anonymous\\\" cannot list"),
+        "{}",
+        anonymous.body
+    );
+    assert_eq!(
+        server
+            .raw_with_token(None, "GET", "/version", None, None)
+            .status,
+        403,
+        "anonymous is not system:authenticated"
+    );
+    let unknown = server.raw_with_token(Some("nope"), "GET", FLINKS, None, None);
+    assert_eq!(unknown.status, 401);
+    assert_eq!(unknown.json()["reason"], "Unauthorized");
+    assert_eq!(
+        server.raw("GET", FLINKS, None, None).status,
+        200,
+        "raw() is the admin"
+    );
+    server.set_permissive(true);
+    assert_eq!(
+        server
+            .raw_with_token(None, "GET", FLINKS, None, None)
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .raw_with_token(Some("nope"), "GET", FLINKS, None, None)
+            .status,
+        200
+    );
+    // Known tokens keep their identity.
+    assert_eq!(
+        server
+            .raw_with_token(SA, "DELETE", FLINKS, None, None)
+            .status,
+        403,
+        "deletecollection is not granted"
+    );
+}
+
+#[test]
+fn an_apply_that_creates_also_needs_create() {
+    let server = FakeApiServer::with_flinks();
+    server.set_rbac(support::fake_apiserver::Rbac::shipped().without_verb(
+        "flink-gitops",
+        0,
+        "create",
+    ));
+    let path = format!("{FLINKS}/new?fieldManager=m");
+    let create = server.raw_with_token(SA, "PATCH", &path, Some(APPLY), Some(&flink_body("new")));
+    assert_eq!(create.status, 403, "{}", create.body);
+    assert_eq!(
+        create.json()["message"],
+        "flinks.yelp.com \"new\" is forbidden: User \"system:serviceaccount:flink-gitops:flink-gitops\" cannot create resource \"flinks\" in API group \"yelp.com\" in the namespace \"paasta-flinks\""
+    );
+    assert!(server.object(FLINK_PLURAL, NS, "new").is_none());
+    // An apply to an existing object is a patch only.
+    server.insert_as("paasta", flink("new", json!({"image": "x"})));
+    let update = server.raw_with_token(SA, "PATCH", &path, Some(APPLY), Some(&flink_body("new")));
+    assert_eq!(update.status, 200, "{}", update.body);
+}
+
+#[test]
+fn block_owner_deletion_needs_update_on_the_owners_finalizers() {
+    let server = FakeApiServer::with_flinks();
+    let owner = server.insert_as("paasta", flink("owner", json!({"image": "x"})));
+    let job = |block: bool| {
+        let mut reference = owner_reference(&owner);
+        reference["blockOwnerDeletion"] = json!(block);
+        json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": format!("j-{block}"), "ownerReferences": [reference]},
+            "spec": {},
+        })
+        .to_string()
+    };
+    let jobs = "/apis/batch/v1/namespaces/paasta-flinks/jobs";
+    let blocking =
+        server.raw_with_token(SA, "POST", jobs, Some("application/json"), Some(&job(true)));
+    assert_eq!(blocking.status, 403, "{}", blocking.body);
+    assert_eq!(
+        blocking.json()["message"],
+        "jobs.batch \"j-true\" is forbidden: cannot set blockOwnerDeletion if an ownerReference refers to a resource you can't set finalizers on: User \"system:serviceaccount:flink-gitops:flink-gitops\" cannot update resource \"flinks/finalizers\" in API group \"yelp.com\" in the namespace \"paasta-flinks\""
+    );
+    let plain = server.raw_with_token(
+        SA,
+        "POST",
+        jobs,
+        Some("application/json"),
+        Some(&job(false)),
+    );
+    assert_eq!(plain.status, 201, "{}", plain.body);
+    // Granting the subresource is enough.
+    server.grant(support::fake_apiserver::Rbac::parse(
+        "kind: Role\nmetadata: {name: f, namespace: paasta-flinks}\nrules:\n- {apiGroups: [yelp.com], resources: [flinks/finalizers], verbs: [update]}\n---\nkind: RoleBinding\nmetadata: {name: f, namespace: paasta-flinks}\nroleRef: {kind: Role, name: f}\nsubjects: [{kind: ServiceAccount, name: flink-gitops, namespace: flink-gitops}]\n",
+    ));
+    let granted =
+        server.raw_with_token(SA, "POST", jobs, Some("application/json"), Some(&job(true)));
+    assert_eq!(granted.status, 201, "{}", granted.body);
 }

@@ -24,7 +24,8 @@
 //! [`gc`] (delete options and the garbage collector), [`jobs`] (Job status
 //! builders, owner references), [`status`] (`Status` errors), [`faults`]
 //! (fault and request types), [`raw`] (a tiny blocking HTTP client for raw
-//! requests).
+//! requests), [`rbac`] (tokens and RBAC authorization: the product's
+//! kubeconfig is its ServiceAccount, bound by deploy/rbac.yaml).
 
 mod discovery;
 mod faults;
@@ -36,6 +37,7 @@ mod namespaces;
 mod ops;
 mod patch;
 mod raw;
+pub mod rbac;
 mod selector;
 mod server;
 mod ssa;
@@ -49,6 +51,9 @@ pub use gc::{GcAction, GcEvent};
 #[allow(unused_imports)]
 pub use jobs::{job_complete, job_failed, job_running, owner_reference};
 pub use raw::RawResponse;
+#[allow(unused_imports)]
+pub use rbac::{ADMIN_TOKEN, Rbac, SERVICE_ACCOUNT_TOKEN, SERVICE_ACCOUNT_USER};
+pub use state::Denial;
 
 use serde_json::{Value as Json, json};
 use server::{Shared, lock};
@@ -134,9 +139,21 @@ impl FakeApiServer {
     }
 
     /// A kubeconfig with one cluster (`server` = [`Self::url`]), context and
-    /// current context `fake`, and a user with no credentials
+    /// current context `fake`, and a user with the token of the reconciler's
+    /// ServiceAccount ([`SERVICE_ACCOUNT_USER`]): the product runs with the
+    /// permissions deploy/rbac.yaml gives it, as in a cluster
     /// (https://kubernetes.io/docs/concepts/configuration/organize-cluster-access-kubeconfig/).
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_yaml_with(SERVICE_ACCOUNT_TOKEN)
+    }
+
+    /// [`Self::kubeconfig_yaml`] for the cluster admin (`system:masters`),
+    /// for tests of something outside the product's shipped identity.
+    pub fn admin_kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_yaml_with(ADMIN_TOKEN)
+    }
+
+    fn kubeconfig_yaml_with(&self, token: &str) -> String {
         format!(
             "apiVersion: v1\n\
              kind: Config\n\
@@ -146,17 +163,50 @@ impl FakeApiServer {
              - name: fake\n  context:\n    cluster: fake\n    user: fake\n\
              current-context: fake\n\
              users:\n\
-             - name: fake\n  user: {{}}\n\
+             - name: fake\n  user:\n    token: {token}\n\
              preferences: {{}}\n",
             url = self.url()
         )
     }
 
-    /// Writes [`Self::kubeconfig_yaml`] to `dir/kubeconfig` and returns the path.
+    /// Writes [`Self::kubeconfig_yaml`] (the ServiceAccount) to
+    /// `dir/kubeconfig` and returns the path.
     pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");
         std::fs::write(&path, self.kubeconfig_yaml()).expect("write kubeconfig");
         path
+    }
+
+    /// Writes [`Self::admin_kubeconfig_yaml`] to `dir/admin-kubeconfig` and
+    /// returns the path.
+    pub fn write_admin_kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("admin-kubeconfig");
+        std::fs::write(&path, self.admin_kubeconfig_yaml()).expect("write kubeconfig");
+        path
+    }
+
+    /// Replaces the RBAC objects the server authorizes with (by default
+    /// deploy/rbac.yaml as shipped).
+    pub fn set_rbac(&self, rbac: Rbac) {
+        lock(&self.shared).auth.rbac = rbac;
+    }
+
+    /// Adds RBAC objects, e.g. [`Rbac::namespaces_addon`].
+    pub fn grant(&self, extra: Rbac) {
+        let mut state = lock(&self.shared);
+        let rbac = std::mem::take(&mut state.auth.rbac);
+        state.auth.rbac = rbac.with(extra);
+    }
+
+    /// Permissive: a request without a token, or with an unknown one, is the
+    /// admin. By default it is `system:anonymous` (no token) or 401.
+    pub fn set_permissive(&self, permissive: bool) {
+        lock(&self.shared).auth.permissive = permissive;
+    }
+
+    /// Every request refused with 401 or 403 so far, in order.
+    pub fn denied(&self) -> Vec<Denial> {
+        lock(&self.shared).denied.clone()
     }
 
     /// Registers a namespaced resource kind (a custom resource, or a
@@ -458,7 +508,8 @@ impl FakeApiServer {
             .collect()
     }
 
-    /// Sends one raw HTTP/1.1 request (blocking; `path` may carry a query).
+    /// Sends one raw HTTP/1.1 request (blocking; `path` may carry a query)
+    /// as the admin: raw requests test the fake or set a test up.
     pub fn raw(
         &self,
         method: &str,
@@ -466,7 +517,27 @@ impl FakeApiServer {
         content_type: Option<&str>,
         body: Option<&str>,
     ) -> RawResponse {
-        raw::request(self.addr, method, path, content_type, body, None)
+        raw::request(
+            self.addr,
+            method,
+            path,
+            content_type,
+            body,
+            None,
+            Some(ADMIN_TOKEN),
+        )
+    }
+
+    /// [`Self::raw`] with `Authorization: Bearer <token>`, or none.
+    pub fn raw_with_token(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&str>,
+    ) -> RawResponse {
+        raw::request(self.addr, method, path, content_type, body, None, token)
     }
 
     /// [`Self::raw`] with a `User-Agent` header.
@@ -485,6 +556,7 @@ impl FakeApiServer {
             content_type,
             body,
             Some(user_agent),
+            Some(ADMIN_TOKEN),
         )
     }
 }

@@ -53,6 +53,7 @@ pub fn request(
     content_type: Option<&str>,
     body: Option<&str>,
     user_agent: Option<&str>,
+    token: Option<&str>,
 ) -> RawResponse {
     let mut stream = TcpStream::connect(addr).expect("connect to fake apiserver");
     stream
@@ -68,6 +69,9 @@ pub fn request(
     }
     if let Some(ua) = user_agent {
         head.push_str(&format!("User-Agent: {ua}\r\n"));
+    }
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
     head.push_str("\r\n");
     stream

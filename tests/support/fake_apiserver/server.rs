@@ -3,10 +3,10 @@
 use super::faults::RecordedRequest;
 use super::gc::DeleteOptions;
 use super::ops::{self, APPLY, JSON_PATCH, MERGE, STRATEGIC};
-use super::state::{Kind, State};
+use super::state::{Denial, Kind, State};
 use super::status::ApiError;
 use super::util::parse_query;
-use super::{discovery, namespaces};
+use super::{discovery, namespaces, rbac};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -53,6 +53,7 @@ struct Incoming {
     body: Json,
     raw: Vec<u8>,
     user_agent: Option<String>,
+    authorization: Option<String>,
 }
 
 async fn handle(shared: Shared, request: Request) -> Response {
@@ -82,6 +83,7 @@ async fn handle(shared: Shared, request: Request) -> Response {
         body,
         raw,
         user_agent: header_text(header::USER_AGENT),
+        authorization: header_text(header::AUTHORIZATION),
     };
 
     let fault = {
@@ -127,7 +129,11 @@ async fn handle(shared: Shared, request: Request) -> Response {
         }
     }
 
-    let result = dispatch(&mut lock(&shared), &incoming);
+    let mut state = lock(&shared);
+    // As kube-apiserver's filter chain: authentication, then authorization,
+    // then the handler (with admission's own authorization checks inside).
+    let result = authorize(&mut state, &incoming).and_then(|()| dispatch(&mut state, &incoming));
+    drop(state);
     match result {
         Ok((code, body)) => respond(code, &body, None),
         Err(error) => error_response(&error),
@@ -391,4 +397,126 @@ fn object(
         }
         _ => Err(method_not_allowed()),
     }
+}
+
+/// Authenticates the bearer token and authorizes the request with RBAC (see
+/// [`rbac`]), plus the two checks kube-apiserver makes after the request's
+/// own verb:
+///
+/// - a server-side apply that creates the object is also authorized as a
+///   `create` (the apply handler's create validation);
+/// - a create (by POST or apply) whose `ownerReferences` set
+///   `blockOwnerDeletion: true` needs `update` on the owner's `finalizers`
+///   subresource (the OwnerReferencesPermissionEnforcement admission
+///   plugin, https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#ownerreferencespermissionenforcement).
+///
+/// A refusal is recorded in `state.denied`.
+fn authorize(state: &mut State, incoming: &Incoming) -> Result<(), ApiError> {
+    let attributes =
+        rbac::Attributes::of_request(&incoming.method, &incoming.path, &incoming.query);
+    let mut user_name = String::new();
+    let result = state
+        .auth
+        .authenticate(incoming.authorization.as_deref())
+        .and_then(|user| {
+            user_name.clone_from(&user.name);
+            state.auth.authorize(&user, &attributes)?;
+            let creates = match incoming.method.as_str() {
+                "POST" => true,
+                "PATCH" if media_type(incoming) == APPLY => {
+                    let creates = creates_by_apply(state, &attributes);
+                    if creates {
+                        state
+                            .auth
+                            .authorize(&user, &attributes.with_verb("create"))?;
+                    }
+                    creates
+                }
+                _ => false,
+            };
+            if creates && attributes.resource_request {
+                owner_references_permission(state, &user, &attributes, &incoming.body)?;
+            }
+            Ok(())
+        });
+    if let Err(error) = &result {
+        state.denied.push(Denial {
+            method: incoming.method.clone(),
+            path: incoming.path.clone(),
+            user: user_name,
+            code: error.code,
+            message: error.message.clone(),
+        });
+    }
+    result
+}
+
+/// Whether an apply to this path finds no object (of a registered kind).
+fn creates_by_apply(state: &State, attributes: &rbac::Attributes) -> bool {
+    let (Some(ns), Some(name)) = (&attributes.namespace, &attributes.name) else {
+        return false;
+    };
+    if attributes.subresource.is_some() {
+        return false;
+    }
+    state
+        .kinds
+        .iter()
+        .find(|k| k.group == attributes.api_group && k.plural == attributes.resource)
+        .is_some_and(|kind| ops::get(state, kind, ns, name).is_err())
+}
+
+/// OwnerReferencesPermissionEnforcement on a create: every owner reference
+/// with `blockOwnerDeletion: true` needs `update` on
+/// `<owner plural>/finalizers` of the owner, in the object's namespace.
+fn owner_references_permission(
+    state: &State,
+    user: &rbac::User,
+    attributes: &rbac::Attributes,
+    body: &Json,
+) -> Result<(), ApiError> {
+    let references = body
+        .pointer("/metadata/ownerReferences")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for reference in references
+        .iter()
+        .filter(|r| r.get("blockOwnerDeletion") == Some(&Json::Bool(true)))
+    {
+        let text = |key: &str| reference.get(key).and_then(Json::as_str).unwrap_or("");
+        let Some(owner) = state
+            .kinds
+            .iter()
+            .find(|k| k.api_version() == text("apiVersion") && k.kind == text("kind"))
+        else {
+            continue;
+        };
+        let finalizers = rbac::Attributes {
+            verb: "update".to_owned(),
+            api_group: owner.group.clone(),
+            resource: owner.plural.clone(),
+            subresource: Some("finalizers".to_owned()),
+            namespace: attributes.namespace.clone(),
+            name: Some(text("name").to_owned()),
+            resource_request: true,
+            path: attributes.path.clone(),
+        };
+        if !state.auth.rbac.allows(user, &finalizers) {
+            // admission.NewForbidden names the object being created.
+            let mut object = attributes.clone();
+            if object.name.is_none() {
+                object.name = body
+                    .pointer("/metadata/name")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned);
+            }
+            return Err(object.forbidden(&format!(
+                "cannot set blockOwnerDeletion if an ownerReference refers to a resource \
+                 you can't set finalizers on: {}",
+                finalizers.denial(user)
+            )));
+        }
+    }
+    Ok(())
 }

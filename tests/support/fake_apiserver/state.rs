@@ -3,6 +3,7 @@
 use super::faults::{Fault, RecordedRequest};
 use super::gc::GcEvent;
 use super::managed::Managed;
+use super::rbac::Auth;
 use super::util::{new_uid, normalize_numbers, now_rfc3339};
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
@@ -71,6 +72,21 @@ pub struct State {
     pub faults: Vec<Fault>,
     /// What the garbage collector did, in order (not client requests).
     pub gc: Vec<GcEvent>,
+    /// Who may call (tokens, RBAC), see [`super::rbac`].
+    pub auth: Auth,
+    /// Requests refused with 401/403, in order.
+    pub denied: Vec<Denial>,
+}
+
+/// A request answered 401 or 403 by authentication or authorization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Denial {
+    pub method: String,
+    pub path: String,
+    pub user: String,
+    pub code: u16,
+    /// The `Status` message answered.
+    pub message: String,
 }
 
 /// The object's `metadata`, created as `{}` when missing.
