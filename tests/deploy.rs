@@ -121,9 +121,14 @@ fn deployment_is_hardened_and_probed() {
         "path: /healthz",
         "path: /readyz",
         "resources:",
+        "topologyKey: kubernetes.io/hostname",
+        "containerPort: 8081",
     ] {
         assert!(text.contains(needle), "deployment lacks {needle}");
     }
+    let pdb = read("deploy/pdb.yaml");
+    assert!(pdb.contains("kind: PodDisruptionBudget") && pdb.contains("minAvailable: 1"));
+    assert!(read("deploy/kustomization.yaml").contains("  - pdb.yaml"));
 }
 
 #[test]
