@@ -12,32 +12,9 @@ use support::daemon_process::{PATIENCE, daemon_server, serial, wait_for};
 use support::fake_apiserver::{FLINK_NAMESPACE, FakeApiServer, Fault, job_complete};
 use support::observe::*;
 use support::scenario::{
-    ALPHA, Env, Run, SHA_A, SHA_B, WITHOUT_CANARY, deployments, write_file, write_soa_configs,
+    ALPHA, Env, Run, SHA_A, SHA_B, WITHOUT_CANARY, config_with, deployments, write_file,
+    write_soa_configs,
 };
-
-const ORPHANED_SINCE: &str = "flink-gitops/orphaned-since";
-
-/// The scenario's configuration with `extra` appended.
-fn config(extra: &str) -> String {
-    format!(
-        "cluster: c1\ndocker_registry: registry.example:443\napply: {{retry_attempts: 3}}\n{extra}\n"
-    )
-}
-
-/// Prune-manager PATCHes that write the stop signal (not the orphan mark).
-fn stop_signals(server: &FakeApiServer) -> Vec<String> {
-    server
-        .writes()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.field_manager() == Some(PRUNE_MANAGER))
-        .filter(|r| {
-            r.body["metadata"]["annotations"]
-                .get(REQUESTED_AT)
-                .is_some()
-        })
-        .map(|r| r.path.clone())
-        .collect()
-}
 
 /// Prune-manager PATCHes that write the orphan mark.
 fn orphan_marks(server: &FakeApiServer) -> Vec<String> {
@@ -85,10 +62,6 @@ fn assert_nothing_pruned(server: &FakeApiServer, run: &Run, context: &str) {
     );
 }
 
-fn prune(env: &Env) -> Run {
-    env.run("apply", &["--prune"])
-}
-
 /// Eight more services with one instance each, so that the mass-prune
 /// guard's fraction (25% of 11 managed objects = 2) lets two prunes
 /// through, as it would in any real cluster with more than a handful of
@@ -130,12 +103,12 @@ fn a_case_only_rename_with_a_stale_deployments_json_prunes_nothing() {
     add_bystanders(&env);
     env.write(
         "flink-gitops.yaml",
-        &config("prune: {mode: delete, grace: 0s}"),
+        &config_with("prune: {mode: delete, grace: 0s}"),
     );
     env.apply();
     std::fs::rename(env.path("soa/alpha"), env.path("soa/Alpha")).expect("rename");
     env.server.clear_requests();
-    let run = prune(&env);
+    let run = env.prune();
     assert!(
         run.stdout.contains("skip"),
         "Alpha's instances are skipped: {}",
@@ -171,7 +144,7 @@ fn a_case_only_rename_with_a_failing_instance_prunes_nothing() {
     let env = Env::new();
     env.write(
         "flink-gitops.yaml",
-        &config("prune: {mode: delete, grace: 0s}"),
+        &config_with("prune: {mode: delete, grace: 0s}"),
     );
     env.apply();
     std::fs::rename(env.path("soa/alpha"), env.path("soa/Alpha")).expect("rename");
@@ -191,7 +164,7 @@ fn a_case_only_rename_with_a_failing_instance_prunes_nothing() {
         ),
     );
     env.server.clear_requests();
-    let run = prune(&env);
+    let run = env.prune();
     assert!(
         run.stderr.contains("Alpha") || run.stdout.contains("failed"),
         "Alpha.main fails: {}",
@@ -226,7 +199,7 @@ fn a_service_renamed_by_case_into_a_broken_file_prunes_nothing() {
     add_bystanders(&env);
     env.write(
         "flink-gitops.yaml",
-        &config("prune: {mode: delete, grace: 0s}"),
+        &config_with("prune: {mode: delete, grace: 0s}"),
     );
     env.apply();
     std::fs::rename(env.path("soa/alpha"), env.path("soa/Alpha")).expect("rename");
@@ -242,7 +215,7 @@ fn a_service_renamed_by_case_into_a_broken_file_prunes_nothing() {
         &format!("{ALPHA}broken: [unclosed\n"),
     );
     env.server.clear_requests();
-    let run = prune(&env);
+    let run = env.prune();
     assert!(
         run.stderr.contains("invalid YAML"),
         "Alpha is unknown: {}",
@@ -315,7 +288,7 @@ fn apply_prune_for_one_service_never_prunes_an_object_another_service_renders() 
     let env = Env::new();
     env.write(
         "flink-gitops.yaml",
-        &config("prune: {mode: delete, grace: 0s}"),
+        &config_with("prune: {mode: delete, grace: 0s}"),
     );
     split_a_service(&env);
     env.apply();
@@ -352,7 +325,7 @@ fn apply_prune_for_one_instance_name_never_prunes_an_object_another_instance_ren
     let env = Env::new();
     env.write(
         "flink-gitops.yaml",
-        &config("prune: {mode: delete, grace: 0s}"),
+        &config_with("prune: {mode: delete, grace: 0s}"),
     );
     split_a_service(&env);
     env.apply();
@@ -484,7 +457,7 @@ fn a_stale_shutdown_job_is_never_taken_for_this_prunes_savepoint() {
     let job = "alpha-canary-shutdown";
     // 1.
     env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(jobs(&env.server).contains(&job.to_owned()));
     // 2.
@@ -498,7 +471,7 @@ fn a_stale_shutdown_job_is_never_taken_for_this_prunes_savepoint() {
             .path(&format!("/jobs/{job}"))
             .times(3),
     );
-    let run = prune(&env);
+    let run = env.prune();
     assert_ne!(
         run.code,
         0,
@@ -509,15 +482,15 @@ fn a_stale_shutdown_job_is_never_taken_for_this_prunes_savepoint() {
         annotations(&env.server, "alpha-canary")["paasta.yelp.com/desired_state"],
         "running"
     );
-    let again = prune(&env);
+    let again = env.prune();
     assert_eq!(again.code, 0, "{}", again.text());
     // 4.
     env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
     // 5.
     env.server.clear_requests();
-    let run = prune(&env);
+    let run = env.prune();
     assert!(
         deletes(&env.server).is_empty(),
         "alpha-canary was deleted on the strength of the Job of a cancelled prune \
@@ -548,11 +521,11 @@ fn a_stale_shutdown_job_is_never_taken_for_this_prunes_savepoint() {
 #[test]
 fn a_mark_left_by_an_earlier_removal_never_skips_the_grace() {
     let env = Env::new();
-    env.write("flink-gitops.yaml", &config("prune: {grace: 3s}"));
+    env.write("flink-gitops.yaml", &config_with("prune: {grace: 3s}"));
     env.apply();
     // 1.
     env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(
         annotations(&env.server, "alpha-canary")
@@ -564,7 +537,7 @@ fn a_mark_left_by_an_earlier_removal_never_skips_the_grace() {
         "soa/alpha/flink-c1.yaml",
         &ALPHA.replace("deploy_group: prod.canary", "deploy_group: prod.canary2"),
     );
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(run.stdout.contains("skip"), "{}", run.stdout);
     // 3.
@@ -572,7 +545,7 @@ fn a_mark_left_by_an_earlier_removal_never_skips_the_grace() {
     // 4.
     env.write("soa/alpha/flink-c1.yaml", "");
     env.server.clear_requests();
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(
         stop_signals(&env.server),
         Vec::<String>::new(),
@@ -693,7 +666,7 @@ fn the_shutdown_job_never_succeeds_while_a_job_is_restarting() {
 #[test]
 fn a_foreign_orphan_mark_never_skips_the_grace() {
     let env = Env::new();
-    env.write("flink-gitops.yaml", &config("prune: {grace: 2m}"));
+    env.write("flink-gitops.yaml", &config_with("prune: {grace: 2m}"));
     env.apply();
     env.server.apply_as(
         "kubectl-client-side-apply",
@@ -701,14 +674,14 @@ fn a_foreign_orphan_mark_never_skips_the_grace() {
                "metadata": {"name": "alpha-canary", "namespace": FLINK_NAMESPACE,
                             "annotations": {ORPHANED_SINCE: "2024-01-01T00:00:00Z"}}}),
     );
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
-    let again = prune(&env);
+    let again = env.prune();
     assert_eq!(again.code, 0, "{}", again.text());
     // The editor's save: the file is empty for a moment.
     env.write("soa/alpha/flink-c1.yaml", "");
     env.server.clear_requests();
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(
         stop_signals(&env.server),
         Vec::<String>::new(),
@@ -732,7 +705,7 @@ fn a_foreign_prune_request_never_skips_the_grace_or_the_guard() {
     let env = Env::new();
     env.write(
         "flink-gitops.yaml",
-        &config("prune: {mode: delete, grace: 2m}"),
+        &config_with("prune: {mode: delete, grace: 2m}"),
     );
     env.apply();
     env.server.apply_as(
@@ -741,11 +714,11 @@ fn a_foreign_prune_request_never_skips_the_grace_or_the_guard() {
                "metadata": {"name": "alpha-canary", "namespace": FLINK_NAMESPACE,
                             "annotations": {REQUESTED_AT: "2024-01-01T00:00:00Z"}}}),
     );
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
     env.write("soa/alpha/flink-c1.yaml", "");
     env.server.clear_requests();
-    let run = prune(&env);
+    let run = env.prune();
     assert!(
         deletes(&env.server).is_empty(),
         "deleted at the first instant it looked absent: {:?}\n{}",

@@ -17,40 +17,16 @@ use support::fake_apiserver::{FLINK_NAMESPACE, FakeApiServer, Fault};
 use support::git_repo::GitRepo as Repo;
 use support::observe::*;
 use support::scenario::{
-    ALPHA, Env, Run, SHA_A, SHA_B, WITHOUT_CANARY, deployments, path_str, summary_count,
-    write_file, write_soa_configs,
+    ALPHA, Env, Run, SHA_A, SHA_B, WITHOUT_CANARY, config_with, deployments, path_str,
+    summary_count, write_file, write_soa_configs,
 };
-
-const ORPHANED_SINCE: &str = "flink-gitops/orphaned-since";
-
-/// The scenario's configuration with `extra` appended (no `prune:` section:
-/// each test says which it wants).
-fn config(extra: &str) -> String {
-    format!(
-        "cluster: c1\ndocker_registry: registry.example:443\napply: {{retry_attempts: 3}}\n{extra}\n"
-    )
-}
-
-/// Prune-manager PATCHes that write the stop signal (not the orphan mark).
-fn stop_signals(server: &FakeApiServer) -> usize {
-    server
-        .writes()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.field_manager() == Some(PRUNE_MANAGER))
-        .filter(|r| {
-            r.body["metadata"]["annotations"]
-                .get(REQUESTED_AT)
-                .is_some()
-        })
-        .count()
-}
 
 /// Nothing of the prune protocol happened: no stop signal, no shutdown Job,
 /// no DELETE.
 fn assert_nothing_pruned(server: &FakeApiServer, context: &str) {
     assert_eq!(
         stop_signals(server),
-        0,
+        Vec::<String>::new(),
         "{context}: a stop signal was written"
     );
     assert_eq!(
@@ -65,10 +41,6 @@ fn assert_nothing_pruned(server: &FakeApiServer, context: &str) {
     );
 }
 
-fn prune(env: &Env) -> Run {
-    env.run("apply", &["--prune"])
-}
-
 // ---------------------------------------------------------------------------
 // 1. A case-only rename of a service folder
 // ---------------------------------------------------------------------------
@@ -79,7 +51,7 @@ fn a_case_only_rename_of_a_service_folder_prunes_nothing() {
         let env = Env::new();
         env.write(
             "flink-gitops.yaml",
-            &config(&format!("prune: {{mode: {mode}, grace: 0s}}")),
+            &config_with(&format!("prune: {{mode: {mode}, grace: 0s}}")),
         );
         env.apply();
         std::fs::rename(env.path("soa/alpha"), env.path("soa/Alpha")).expect("rename");
@@ -91,7 +63,7 @@ fn a_case_only_rename_of_a_service_folder_prunes_nothing() {
             ),
         );
         env.server.clear_requests();
-        let run = prune(&env);
+        let run = env.prune();
         assert_eq!(run.code, 0, "{mode}: {}", run.text());
         assert_nothing_pruned(&env.server, mode);
         assert_eq!(summary_count(&run.stdout, "orphaned"), 0, "{}", run.stdout);
@@ -106,7 +78,7 @@ fn a_case_only_rename_of_a_service_folder_prunes_nothing() {
                 "running"
             );
         }
-        let again = prune(&env);
+        let again = env.prune();
         assert_eq!(
             summary_count(&again.stdout, "updated"),
             0,
@@ -125,7 +97,7 @@ fn two_kinds_of_one_crd_list_once_and_prune_an_orphan_once() {
     let env = Env::new();
     env.write(
         "flink-gitops.yaml",
-        &config("prune: {grace: 0s}\nkinds: [{file_prefix: flink}, {file_prefix: flinkeks}]"),
+        &config_with("prune: {grace: 0s}\nkinds: [{file_prefix: flink}, {file_prefix: flinkeks}]"),
     );
     env.write(
         "soa/beta_svc/flinkeks-c1.yaml",
@@ -145,12 +117,12 @@ fn two_kinds_of_one_crd_list_once_and_prune_an_orphan_once() {
     );
     env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
     env.server.clear_requests();
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
     assert_eq!(env.lists(), 1, "one LIST for the CRD both kinds share");
     assert_eq!(summary_count(&run.stdout, "orphaned"), 1, "{}", run.stdout);
     assert_eq!(summary_count(&run.stdout, "unchanged"), 3, "{}", run.stdout);
-    assert_eq!(stop_signals(&env.server), 1);
+    assert_eq!(stop_signals(&env.server).len(), 1);
     assert_eq!(job_creates(&env.server), 1);
     assert_eq!(
         run.stdout
@@ -171,7 +143,7 @@ fn objects_of_a_kind_no_longer_configured_are_unmanaged_never_pruned() {
     let env = Env::new();
     env.write(
         "flink-gitops.yaml",
-        &config("prune: {mode: delete, grace: 0s}"),
+        &config_with("prune: {mode: delete, grace: 0s}"),
     );
     env.apply();
     // Written for `flinkeks-c1.yaml` when that kind was configured.
@@ -187,7 +159,7 @@ fn objects_of_a_kind_no_longer_configured_are_unmanaged_never_pruned() {
     );
     let version = resource_version(&env.server, "alpha-eksjob");
     env.server.clear_requests();
-    let run = prune(&env);
+    let run = env.prune();
     assert_eq!(run.code, 0, "{}", run.text());
     assert_nothing_pruned(&env.server, "unmanaged");
     assert_eq!(resource_version(&env.server, "alpha-eksjob"), version);
@@ -265,7 +237,7 @@ fn what_is_not_a_regular_file_makes_its_service_unknown_in_a_directory() {
         let env = Env::new();
         env.write(
             "flink-gitops.yaml",
-            &config("autotuned_defaults: true\nprune: {mode: delete, grace: 0s}"),
+            &config_with("autotuned_defaults: true\nprune: {mode: delete, grace: 0s}"),
         );
         env.apply();
         let path = env.path("soa/alpha").join(file);
@@ -419,10 +391,10 @@ fn a_file_truncated_then_rewritten_is_only_marked_pending() {
 #[test]
 fn the_grace_period_counts_from_the_mark_across_one_shot_runs() {
     let env = Env::new();
-    env.write("flink-gitops.yaml", &config("prune: {grace: 2m}"));
+    env.write("flink-gitops.yaml", &config_with("prune: {grace: 2m}"));
     env.apply();
     env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
-    let first = prune(&env);
+    let first = env.prune();
     assert_eq!(first.code, 0, "{}", first.text());
     assert!(first.stdout.contains("pending-prune"), "{}", first.stdout);
     assert!(first.stdout.contains("pruned in 2m"), "{}", first.stdout);
@@ -431,7 +403,7 @@ fn the_grace_period_counts_from_the_mark_across_one_shot_runs() {
     assert_nothing_pruned(&env.server, "first run");
 
     env.server.clear_requests();
-    let second = prune(&env);
+    let second = env.prune();
     assert!(second.stdout.contains("pending-prune"), "{}", second.stdout);
     assert!(env.server.writes().is_empty(), "{:?}", env.server.writes());
     assert_eq!(
@@ -443,7 +415,7 @@ fn the_grace_period_counts_from_the_mark_across_one_shot_runs() {
     // Back in git: the mark goes, nothing else is written.
     env.write("soa/alpha/flink-c1.yaml", ALPHA);
     env.server.clear_requests();
-    let back = prune(&env);
+    let back = env.prune();
     assert_eq!(back.code, 0, "{}", back.text());
     let annotations = &env.live("alpha-canary")["metadata"]["annotations"];
     assert!(annotations.get(ORPHANED_SINCE).is_none(), "{annotations}");
@@ -467,9 +439,9 @@ fn the_grace_period_counts_from_the_mark_across_one_shot_runs() {
                "metadata": {"name": "alpha-canary", "namespace": FLINK_NAMESPACE,
                             "annotations": {ORPHANED_SINCE: "2020-01-01T00:00:00Z"}}}),
     );
-    let due = prune(&env);
+    let due = env.prune();
     assert_eq!(due.code, 0, "{}", due.text());
-    assert_eq!(stop_signals(&env.server), 1, "{}", due.stdout);
+    assert_eq!(stop_signals(&env.server).len(), 1, "{}", due.stdout);
     assert_eq!(job_creates(&env.server), 1);
 }
 
@@ -556,7 +528,7 @@ fn another_clusters_file_never_blocks_this_cluster() {
     std::fs::rename(soa.path(), env.path("soa")).expect("mv");
     env.write(
         "flink-gitops.yaml",
-        &config(&format!("prune: {{grace: 0s}}\n{limits}")),
+        &config_with(&format!("prune: {{grace: 0s}}\n{limits}")),
     );
     let run = env.run("apply", &[]);
     assert_eq!(run.code, 0, "{}", run.text());
@@ -572,7 +544,7 @@ fn an_unreadable_list_reply_fails_the_run_and_touches_nothing() {
     let env = Env::new();
     env.write(
         "flink-gitops.yaml",
-        &config("prune: {mode: delete, grace: 0s}"),
+        &config_with("prune: {mode: delete, grace: 0s}"),
     );
     env.apply();
     env.write("soa/alpha/flink-c1.yaml", WITHOUT_CANARY);
@@ -582,7 +554,7 @@ fn an_unreadable_list_reply_fails_the_run_and_touches_nothing() {
             .method("GET")
             .path("/flinks"),
     );
-    let run = prune(&env);
+    let run = env.prune();
     assert_ne!(run.code, 0, "{}", run.text());
     assert!(
         run.stderr.contains("reply cannot be read"),
@@ -708,7 +680,7 @@ fn the_bundled_fixtures_count_each_object_once() {
     );
     let lines_naming = |text: &str| text.lines().filter(|l| l.contains("gone--svc-eks")).count();
     assert_eq!(lines_naming(&second.stdout), 1, "{}", second.stdout);
-    assert_eq!(stop_signals(&env.server), 1);
+    assert_eq!(stop_signals(&env.server).len(), 1);
     assert_eq!(job_creates(&env.server), 1);
     let diff = run(&["diff", "--live", "kube"]);
     assert_eq!(lines_naming(&diff.stdout), 1, "{}", diff.text());

@@ -10,6 +10,23 @@ use std::collections::BTreeMap;
 
 pub const PRUNE_MANAGER: &str = "flink-gitops-prune";
 pub const REQUESTED_AT: &str = "flink-gitops/prune-requested-at";
+pub const ORPHANED_SINCE: &str = "flink-gitops/orphaned-since";
+
+/// Prune-manager PATCHes that write the stop signal (not the orphan mark),
+/// by path.
+pub fn stop_signals(server: &FakeApiServer) -> Vec<String> {
+    server
+        .writes()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.field_manager() == Some(PRUNE_MANAGER))
+        .filter(|r| {
+            r.body["metadata"]["annotations"]
+                .get(REQUESTED_AT)
+                .is_some()
+        })
+        .map(|r| r.path.clone())
+        .collect()
+}
 
 pub fn names(server: &FakeApiServer) -> Vec<String> {
     let mut names: Vec<String> = server

@@ -158,6 +158,11 @@ impl Env {
         Run::from_output(output)
     }
 
+    /// `apply --prune`.
+    pub fn prune(&self) -> Run {
+        self.run("apply", &["--prune"])
+    }
+
     pub fn apply(&self) -> Run {
         let run = self.run("apply", &[]);
         assert_eq!(run.code, 0, "apply failed:\n{}\n{}", run.stdout, run.stderr);
@@ -187,6 +192,14 @@ impl Env {
             .filter(|r| r.method == "GET" && r.path.ends_with("/flinks"))
             .count()
     }
+}
+
+/// The scenario's configuration (cluster c1, no `prune:` section) with
+/// `extra` appended.
+pub fn config_with(extra: &str) -> String {
+    format!(
+        "cluster: c1\ndocker_registry: registry.example:443\napply: {{retry_attempts: 3}}\n{extra}\n"
+    )
 }
 
 pub fn path_str(path: &Path) -> &str {
