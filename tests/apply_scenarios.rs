@@ -140,8 +140,10 @@ fn foreign_annotations_and_the_operator_status_survive() {
 }
 
 /// The objects PaaSTA's setup_kubernetes_cr would have created: exactly our
-/// rendering, written by the Python client's manager with plain updates.
-fn seed_as_paasta(env: &Env) {
+/// rendering, written with plain updates by `manager` (`paasta`, from
+/// PaaSTA's user agent `paasta/<component>/v<version>`; `OpenAPI-Generator`
+/// for the Python client's default).
+fn seed_as(env: &Env, manager: &str) {
     let output = Command::new(env!("CARGO_BIN_EXE_flink-gitops"))
         .args(["render", "--soa-dir", path_str(&env.path("soa"))])
         .args([
@@ -154,14 +156,20 @@ fn seed_as_paasta(env: &Env) {
         .expect("render");
     let list: Json = serde_json::from_slice(&output.stdout).expect("json list");
     for item in list["items"].as_array().expect("items") {
-        env.server.insert_as("OpenAPI-Generator", item.clone());
+        env.server.insert_as(manager, item.clone());
     }
 }
 
 #[test]
 fn paasta_created_objects_need_no_write_then_a_removal_in_git_removes_the_field() {
+    for manager in ["paasta", "OpenAPI-Generator"] {
+        paasta_created_objects_are_taken_over(manager);
+    }
+}
+
+fn paasta_created_objects_are_taken_over(manager: &str) {
     let env = Env::new();
-    seed_as_paasta(&env);
+    seed_as(&env, manager);
     env.server.clear_requests();
     let run = env.apply();
     assert!(
@@ -177,7 +185,10 @@ fn paasta_created_objects_need_no_write_then_a_removal_in_git_removes_the_field(
     env.server.clear_requests();
     env.apply();
     let live = env.live("beta--svc-main");
-    assert!(live["spec"].get("parallelism").is_none(), "{live}");
+    assert!(
+        live["spec"].get("parallelism").is_none(),
+        "{manager}: {live}"
+    );
     let writes = env.server.writes();
     assert_eq!(
         writes.len(),

@@ -57,12 +57,14 @@ impl Default for Policy {
     }
 }
 
-/// The field-manager names of PaaSTA's writers: the Kubernetes Python client
-/// sends no field manager, so the API server derives one from its user agent
-/// (`OpenAPI-Generator/<version>/python`).
+/// The field-manager names of PaaSTA's writers. The Kubernetes Python
+/// client sends no field manager, so the API server names it after the user
+/// agent up to its first `/`: PaaSTA's `KubeClient` sets
+/// `paasta/<component>/v<version>` (so `paasta`), and the client's own
+/// default is `OpenAPI-Generator/<version>/python`.
 #[must_use]
 pub fn default_takeover_managers() -> Vec<String> {
-    vec!["OpenAPI-Generator".to_owned()]
+    vec!["paasta".to_owned(), "OpenAPI-Generator".to_owned()]
 }
 
 /// A live object as listed from the API server (plain JSON).
