@@ -442,3 +442,25 @@ fn missing_namespace_is_created_when_configured() {
     );
     assert_eq!(env.server.objects(FLINK_PLURAL, FLINK_NAMESPACE).len(), 3);
 }
+
+/// kube-apiserver keeps an integer beyond int64 as a float64 and returns it
+/// rounded: an object in sync stays in sync instead of being written on
+/// every run.
+#[test]
+fn an_integer_beyond_int64_is_in_sync_once_rounded_by_the_api_server() {
+    let env = Env::new();
+    env.write(
+        "soa/beta_svc/flink-c1.yaml",
+        "main: {job_type: stateless, flink_conf: {big: 12345678901234567890}}\n",
+    );
+    env.apply();
+    let stored = env.live("beta--svc-main")["spec"]["flink_conf"]["big"].to_string();
+    assert_eq!(
+        stored, "12345678901234567000",
+        "stored as kube-apiserver does"
+    );
+    env.server.clear_requests();
+    let run = env.apply();
+    assert_eq!(summary_count(&run.stdout, "updated"), 0, "{}", run.stdout);
+    assert!(env.patches().is_empty(), "{:?}", env.patches());
+}

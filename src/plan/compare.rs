@@ -112,6 +112,12 @@ pub fn semantic_eq(intent: &Value, live: &Json) -> bool {
         (Value::Null, Json::Null) => true,
         (Value::Bool(a), Json::Bool(b)) => a == b,
         (Value::Str(a), Json::String(b)) => a == b,
+        // kube-apiserver keeps an integer outside int64 as a float64: it
+        // comes back rounded, and equal is what rounds to the same.
+        #[allow(clippy::cast_precision_loss)]
+        (Value::Int(a), Json::Number(b)) if i64::try_from(*a).is_err() => {
+            b.as_f64().is_some_and(|b| *a as f64 == b)
+        }
         (Value::Int(a), Json::Number(b)) => match (b.as_i64(), b.as_u64(), b.as_f64()) {
             (Some(b), _, _) => *a == i128::from(b),
             (_, Some(b), _) => *a == i128::from(b),
@@ -256,6 +262,15 @@ mod tests {
         assert_eq!(cursor.advance_to("b"), None);
         assert_eq!(cursor.advance_to("c"), Some(&json!(4)));
         assert_eq!(cursor.advance_to("d"), None);
+    }
+
+    #[test]
+    fn an_integer_beyond_int64_equals_its_float64_rounding() {
+        let big = Value::Int(12_345_678_901_234_567_890);
+        assert!(semantic_eq(&big, &json!(12_345_678_901_234_567_000_u64)));
+        assert!(semantic_eq(&big, &json!(12_345_678_901_234_567_890_u64)));
+        assert!(!semantic_eq(&big, &json!(12_345_678_901_234_560_000_u64)));
+        assert!(!semantic_eq(&Value::Int(7), &json!(7.5)));
     }
 
     #[test]

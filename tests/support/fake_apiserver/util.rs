@@ -27,8 +27,12 @@ pub fn normalize_numbers(value: &mut Json) {
 }
 
 fn integral(n: &Number) -> Option<Number> {
-    if n.is_i64() || n.is_u64() {
+    if n.is_i64() {
         return None;
+    }
+    if let Some(big) = n.as_u64() {
+        #[allow(clippy::cast_precision_loss)]
+        return Some(as_go_float(big as f64));
     }
     let f = n.as_f64()?;
     if !f.is_finite() || f.fract() != 0.0 {
@@ -40,10 +44,23 @@ fn integral(n: &Number) -> Option<Number> {
         return Some(Number::from(f as i64));
     }
     if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        return Some(Number::from(f as u64));
+        return Some(as_go_float(f));
     }
     None
+}
+
+/// An integer beyond int64 as kube-apiserver keeps it: a float64 (decoding
+/// JSON into `interface{}`), printed as Go's encoding/json prints a float64
+/// below 1e21: its shortest round-trip digits, without an exponent
+/// (`12345678901234567890` comes back as `12345678901234567000`).
+fn as_go_float(value: f64) -> Number {
+    // Rust prints an f64 as its shortest round-trip digits without an
+    // exponent, as Go does below 1e21.
+    let printed = format!("{value}");
+    match printed.parse::<u64>() {
+        Ok(int) => Number::from(int),
+        Err(_) => Number::from_f64(value).unwrap_or_else(|| Number::from(0)),
+    }
 }
 
 /// The current UTC time as RFC 3339 with second precision, the format of
