@@ -16,24 +16,6 @@ use support::scenario::{
     write_soa_configs,
 };
 
-/// Prune-manager PATCHes that write the orphan mark.
-fn orphan_marks(server: &FakeApiServer) -> Vec<String> {
-    server
-        .writes()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.field_manager() == Some(PRUNE_MANAGER))
-        .filter(|r| {
-            r.body["metadata"]["annotations"]
-                .get(ORPHANED_SINCE)
-                .is_some()
-                && r.body["metadata"]["annotations"]
-                    .get(REQUESTED_AT)
-                    .is_none()
-        })
-        .map(|r| r.path.clone())
-        .collect()
-}
-
 /// No mark, no stop signal, no shutdown Job, no DELETE.
 fn assert_nothing_pruned(server: &FakeApiServer, run: &Run, context: &str) {
     assert_eq!(
@@ -86,11 +68,11 @@ fn add_bystanders(env: &Env) {
 //    them.
 // ---------------------------------------------------------------------------
 
-/// `alpha` is renamed `Alpha` (a case-only rename, which the README promises
+/// `alpha` is renamed `Alpha` (a case-only rename, which the docs promise
 /// "updates the object and never prunes it"). `deployments.json` is not
 /// regenerated in the same commit (it is written by the deploy pipeline, so
 /// its `controls` still say `alpha:c1.main`): both instances of `Alpha` are
-/// *skipped* ("not deployed yet"). The README says an instance that is only
+/// *skipped* ("not deployed yet"). The docs say an instance that is only
 /// skipped is never an orphan, and the objects `alpha-main`/`alpha-canary`
 /// are exactly the names `Alpha`'s instances render.
 ///
@@ -133,7 +115,7 @@ fn a_case_only_rename_with_a_stale_deployments_json_prunes_nothing() {
 
 /// The same rename, with `deployments.json` regenerated, in a commit that
 /// also breaks one instance (a date in its spec: the instance *fails*,
-/// "fails alone"). The README: "Never an orphan: ... an instance that is
+/// "fails alone"). The docs: "Never an orphan: ... an instance that is
 /// only skipped or failed". `Alpha.main` still renders the name
 /// `alpha-main`.
 ///
@@ -239,7 +221,7 @@ fn a_service_renamed_by_case_into_a_broken_file_prunes_nothing() {
 /// `payments-fraud-scorer`. The team moves it into its own service
 /// `payments-fraud` as instance `scorer`: the very same object name. A full
 /// `apply --prune` plans it by identity (an update that relabels it), as
-/// the README promises.
+/// the docs promise.
 fn split_a_service(env: &Env) {
     env.write(
         "soa/payments/flink-c1.yaml",
@@ -630,7 +612,7 @@ fn run_shutdown_script(jobs: Json) -> (i32, usize, String) {
 /// failed checkpoint: routine in production), `INITIALIZING`/`CREATED`
 /// (just (re)submitted) or `FAILING` is not `RUNNING` for that instant: the
 /// script stops nothing, prints "0 running job(s)", exits 0, and the
-/// resource is deleted without any savepoint. The README promises "the
+/// resource is deleted without any savepoint. The docs promise "the
 /// resource is only deleted once every job's state is safe". Only a job
 /// in a terminal state (FINISHED, CANCELED, FAILED) may be skipped; any
 /// other must be waited for or fail the Job.
