@@ -159,10 +159,9 @@ impl KubeCluster {
                 // No such namespace (or kind) yet: nothing of ours exists.
                 return Ok(objects);
             }
-            let reply = expect_success(reply, &subject)?;
-            let items = super::list_items(&reply.body, &subject)?;
-            for object in items {
-                let mut object = object.clone();
+            let mut reply = expect_success(reply, &subject)?;
+            let items = super::list_items(&mut reply.body, &subject)?;
+            for mut object in items {
                 // List items of custom resources carry apiVersion/kind; be safe.
                 object["apiVersion"] = json!(kind.api_version());
                 object["kind"] = json!(kind.kind);

@@ -152,18 +152,18 @@ pub async fn read_live(
 /// The `items` of a successful LIST reply. Anything else is an error: an
 /// unreadable reply is never an empty cluster, whose objects would all look
 /// removed.
-pub(crate) fn list_items<'a>(reply: &'a Json, subject: &str) -> Result<&'a [Json], ApplyError> {
+pub(crate) fn list_items(reply: &mut Json, subject: &str) -> Result<Vec<Json>, ApplyError> {
     let invalid = |message: &str| ApplyError::InvalidReply {
         subject: subject.to_owned(),
         message: message.to_owned(),
     };
-    let items = reply
-        .get("items")
-        .ok_or_else(|| invalid("a list reply without `items` (not the JSON of a list)"))?;
-    items
-        .as_array()
-        .map(Vec::as_slice)
-        .ok_or_else(|| invalid("`items` is not a list"))
+    match reply.get_mut("items").map(Json::take) {
+        Some(Json::Array(items)) => Ok(items),
+        Some(_) => Err(invalid("`items` is not a list")),
+        None => Err(invalid(
+            "a list reply without `items` (not the JSON of a list)",
+        )),
+    }
 }
 
 /// The shutdown Jobs of prunes in progress, keyed by (namespace, name).

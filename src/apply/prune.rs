@@ -30,11 +30,7 @@ pub struct PruneResult {
     pub outcome: Result<(), ApplyError>,
 }
 
-/// The manager that writes the stop signal.
-#[must_use]
-pub fn prune_manager(field_manager: &str) -> String {
-    format!("{field_manager}-prune")
-}
+pub use crate::plan::prune::prune_manager;
 
 /// Executes every step of `plan` that writes; the others are reported.
 pub async fn execute(
@@ -443,14 +439,14 @@ pub async fn list_jobs(cluster: &KubeCluster, namespace: &str) -> Result<Vec<Jso
         "/apis/batch/v1/namespaces/{namespace}/jobs?labelSelector={}",
         shutdown_job::LABEL_SHUTDOWN_OF
     );
-    let (status, reply) = cluster
+    let (status, mut reply) = cluster
         .call(Method::GET, &uri, None, None, &subject)
         .await?;
     if status == StatusCode::NOT_FOUND {
         return Ok(Vec::new());
     }
     expect(status, &reply, &subject)?;
-    super::list_items(&reply, &subject).map(<[Json]>::to_vec)
+    super::list_items(&mut reply, &subject)
 }
 
 fn expect(status: StatusCode, body: &Json, subject: &str) -> Result<(), ApplyError> {

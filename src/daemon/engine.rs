@@ -148,7 +148,7 @@ impl Engine {
     /// What every service wants, for holding back the orphans of a plan of
     /// some services.
     #[must_use]
-    pub fn wanted(&self) -> crate::plan::wanted::WantedNames {
+    pub fn wanted(&self) -> crate::plan::wanted::WantedNames<'_> {
         let mut wanted = crate::plan::wanted::WantedNames::default();
         for desired in self.services.values() {
             wanted.add(desired);

@@ -593,7 +593,6 @@ fn plan_objects(
             .map(|e| (e.service.as_str(), e.instance.as_str())),
     );
     let wanted = WantedNames::of(desired);
-    let prune_manager = prune::prune_manager(&policy.field_manager);
     let mut orphans = Vec::new();
     let mut blocked = Vec::new();
     let mut unclaimed = Vec::new();
@@ -637,8 +636,12 @@ fn plan_objects(
         };
         match held {
             Some(Held::Wanted) => {
-                if prune::owned_annotation(object, prune::ANNOTATION_ORPHANED_SINCE, &prune_manager)
-                    .is_some()
+                if prune::owned_annotation(
+                    object,
+                    prune::ANNOTATION_ORPHANED_SINCE,
+                    &policy.field_manager,
+                )
+                .is_some()
                 {
                     release_marks.push((*object).clone());
                 }
@@ -823,12 +826,9 @@ fn plan_resource(
     }
     // Only the prune manager's own annotations are a prune of ours: a
     // restored backup or a copied manifest may carry copies.
-    let prune_manager = prune::prune_manager(&policy.field_manager);
-    let cancel_prune =
-        prune::owned_annotation(live, prune::ANNOTATION_REQUESTED_AT, &prune_manager).is_some();
-    let clear_orphan_mark = !cancel_prune
-        && prune::owned_annotation(live, prune::ANNOTATION_ORPHANED_SINCE, &prune_manager)
-            .is_some();
+    let ours = |annotation| prune::owned_annotation(live, annotation, &policy.field_manager);
+    let cancel_prune = ours(prune::ANNOTATION_REQUESTED_AT).is_some();
+    let clear_orphan_mark = !cancel_prune && ours(prune::ANNOTATION_ORPHANED_SINCE).is_some();
     if cancel_prune {
         reasons.push(Reason::PruneCancelled);
     }

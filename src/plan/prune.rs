@@ -51,20 +51,25 @@ pub fn prune_manager(field_manager: &str) -> String {
     format!("{field_manager}-prune")
 }
 
-/// The value of `annotation` on `object` when the prune manager owns it:
-/// only then is it a mark or a signal of ours. A copy from a restored backup
-/// or a copied manifest is ignored.
+/// The value of `annotation` on `object` when the prune manager of
+/// `field_manager` owns it: only then is it a mark or a signal of ours. A
+/// copy from a restored backup or a copied manifest is ignored.
 #[must_use]
 pub fn owned_annotation<'a>(
     object: &'a LiveObject,
     annotation: &str,
-    prune_manager: &str,
+    field_manager: &str,
 ) -> Option<&'a str> {
     let value = object.annotation(annotation)?;
     let path = super::path::FieldPath::of(&["metadata", "annotations", annotation]);
+    let is_prune_manager = |manager: &str| {
+        manager
+            .strip_suffix("-prune")
+            .is_some_and(|ours| ours == field_manager)
+    };
     super::managed_fields::entries(&object.object)
         .iter()
-        .any(|entry| entry.manager == prune_manager && entry.fields.contains(&path))
+        .any(|entry| is_prune_manager(&entry.manager) && entry.fields.contains(&path))
         .then_some(value)
 }
 
@@ -297,11 +302,7 @@ pub struct PruneInputs<'a> {
 impl PruneInputs<'_> {
     /// `annotation` of `orphan` when written by our prune manager.
     fn ours<'o>(&self, orphan: &'o Orphan, annotation: &str) -> Option<&'o str> {
-        owned_annotation(
-            &orphan.object,
-            annotation,
-            &prune_manager(self.field_manager),
-        )
+        owned_annotation(&orphan.object, annotation, self.field_manager)
     }
 }
 

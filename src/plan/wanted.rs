@@ -9,14 +9,17 @@
 //! only ever holds back more.
 
 use crate::render::{DesiredSet, meta};
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 /// The names a desired set wants, and the services whose names it may want.
+/// Borrows the rendered names from the desired sets: only the names of
+/// skipped and failed instances are built.
 #[derive(Debug, Default)]
-pub struct WantedNames {
-    names: HashSet<String>,
+pub struct WantedNames<'d> {
+    names: HashSet<Cow<'d, str>>,
     /// `(sanitised name + "-", service)` of each service that failed to load.
-    unknown_prefixes: Vec<(String, String)>,
+    unknown_prefixes: Vec<(String, &'d str)>,
 }
 
 /// Why a live object is not an orphan.
@@ -28,35 +31,40 @@ pub enum Held<'a> {
     MaybeWantedBy(&'a str),
 }
 
-impl WantedNames {
+impl<'d> WantedNames<'d> {
     #[must_use]
-    pub fn of(desired: &DesiredSet) -> Self {
+    pub fn of(desired: &'d DesiredSet) -> Self {
         let mut wanted = WantedNames::default();
         wanted.add(desired);
         wanted
     }
 
     /// Adds what `desired` wants (one service's set, say).
-    pub fn add(&mut self, desired: &DesiredSet) {
+    pub fn add(&mut self, desired: &'d DesiredSet) {
         let names = &mut self.names;
-        names.extend(desired.resources.iter().map(|r| r.name.clone()));
+        names.extend(
+            desired
+                .resources
+                .iter()
+                .map(|r| Cow::Borrowed(r.name.as_str())),
+        );
         names.extend(
             desired
                 .skipped
                 .iter()
-                .map(|s| meta::resource_name(&s.service, &s.instance)),
+                .map(|s| Cow::Owned(meta::resource_name(&s.service, &s.instance))),
         );
         names.extend(
             desired
                 .failed
                 .iter()
-                .map(|f| meta::resource_name(&f.service, &f.instance)),
+                .map(|f| Cow::Owned(meta::resource_name(&f.service, &f.instance))),
         );
         self.unknown_prefixes
             .extend(desired.unknown_services.keys().map(|service| {
                 (
                     format!("{}-", meta::sanitise_name(service)),
-                    service.clone(),
+                    service.as_str(),
                 )
             }));
     }

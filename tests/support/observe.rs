@@ -12,6 +12,24 @@ pub const PRUNE_MANAGER: &str = "flink-gitops-prune";
 pub const REQUESTED_AT: &str = "flink-gitops/prune-requested-at";
 pub const ORPHANED_SINCE: &str = "flink-gitops/orphaned-since";
 
+/// Prune-manager PATCHes that write only the orphan mark, by path.
+pub fn orphan_marks(server: &FakeApiServer) -> Vec<String> {
+    server
+        .writes()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.field_manager() == Some(PRUNE_MANAGER))
+        .filter(|r| {
+            r.body["metadata"]["annotations"]
+                .get(ORPHANED_SINCE)
+                .is_some()
+                && r.body["metadata"]["annotations"]
+                    .get(REQUESTED_AT)
+                    .is_none()
+        })
+        .map(|r| r.path.clone())
+        .collect()
+}
+
 /// Prune-manager PATCHes that write the stop signal (not the orphan mark),
 /// by path.
 pub fn stop_signals(server: &FakeApiServer) -> Vec<String> {
